@@ -1,0 +1,395 @@
+//! The command line and its configuration: every option is a flag and an
+//! environment variable, with defaults that need nothing (an SQLite file in
+//! the working directory, a server on `127.0.0.1:8080`).
+//!
+//! Secrets (the JWT secret, the ticket signing key, passwords, credentials
+//! inside database or Redis URLs) never print: their `Debug` output is
+//! redacted and `--help` does not show their environment values.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use boxoffice_domain::Role;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// Connections per node; PostgreSQL allows 100 by default, so a node keeps
+/// well below that (see `boxoffice_store::POOL_SIZE_DEFAULT`).
+pub const DATABASE_POOL_SIZE_MAX: u32 = 1_000;
+/// How long a request waits for a free database connection before it fails
+/// with 503 instead of hanging.
+pub const DATABASE_ACQUIRE_TIMEOUT_SECONDS: u64 = 10;
+/// An `Idempotency-Key` claim older than this belongs to a request that died
+/// with its server, and another request may take it over.
+pub const IDEMPOTENCY_STALE_AFTER_SECONDS: u64 = 60;
+/// Upper bound of every interval and latency knob: an hour. Anything longer
+/// is a typo (milliseconds given as seconds), not a configuration.
+pub const INTERVAL_MILLISECONDS_MAX: i64 = 3_600_000;
+pub const INTERVAL_SECONDS_MAX: i64 = 3_600;
+
+/// boxoffice: a ticket-booking service (venues, shows, seat holds, payments,
+/// signed e-tickets).
+#[derive(Debug, Parser)]
+#[command(name = "boxoffice", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (migrates the database first).
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(DatabaseArgs),
+    /// Load the demo venues, events and shows into the database (once), then exit.
+    Demo(DemoArgs),
+    /// Administration tasks on the database.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user with a role: an organizer (admin), door staff, a customer.
+    CreateUser(CreateUserArgs),
+}
+
+/// Logging, shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log filter in `tracing` syntax, e.g. `info` or `boxoffice_store=debug,info`.
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
+    pub filter: String,
+    /// Log lines as human-readable text or as JSON objects (one per line).
+    #[arg(long, env = "BOXOFFICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the data lives.
+#[derive(Clone, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite://boxoffice.db` (a file in the working directory),
+    /// `sqlite:///abs/path.db`, or `postgres://user:password@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://boxoffice.db", hide_env_values = true)]
+    pub database_url: String,
+    /// Maximum database connections of this process (SQLite uses at most 8).
+    #[arg(
+        long,
+        env = "BOXOFFICE_DATABASE_POOL_SIZE",
+        default_value_t = boxoffice_store::POOL_SIZE_DEFAULT,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(DATABASE_POOL_SIZE_MAX))
+    )]
+    pub database_pool_size: u32,
+}
+
+impl DatabaseArgs {
+    pub fn store_config(&self) -> boxoffice_store::StoreConfig {
+        boxoffice_store::StoreConfig {
+            database_url: self.database_url.clone(),
+            pool_size_max: self.database_pool_size,
+            acquire_timeout: Duration::from_secs(DATABASE_ACQUIRE_TIMEOUT_SECONDS),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("database_pool_size", &self.database_pool_size)
+            .finish()
+    }
+}
+
+/// What every command that runs the use cases needs: the database, the
+/// server secrets and the payment gateway's behaviour.
+#[derive(Debug, Clone, Args)]
+pub struct ServicesArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// HS256 secret for access tokens (at least 16 characters). When unset, one
+    /// is generated on first start and kept in the database.
+    #[arg(long, env = "BOXOFFICE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+    /// Ed25519 seed for ticket codes, 64 hex characters (32 bytes). When unset,
+    /// one is generated on first start and kept in the database.
+    #[arg(long, env = "BOXOFFICE_TICKET_SIGNING_KEY", hide_env_values = true)]
+    pub ticket_signing_key: Option<Secret>,
+    /// Delay of every sandbox payment gateway call, to imitate a real provider.
+    #[arg(
+        long,
+        env = "BOXOFFICE_SANDBOX_LATENCY_MS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=INTERVAL_MILLISECONDS_MAX)
+    )]
+    pub sandbox_latency_ms: u64,
+    /// A gateway call slower than this counts as an outage (503, the hold stays ACTIVE).
+    #[arg(
+        long,
+        env = "BOXOFFICE_PAYMENT_TIMEOUT_MS",
+        default_value_t = 5_000,
+        value_parser = clap::value_parser!(u64).range(1..=INTERVAL_MILLISECONDS_MAX)
+    )]
+    pub payment_timeout_ms: u64,
+}
+
+impl ServicesArgs {
+    pub fn services_config(&self) -> boxoffice_services::ServicesConfig {
+        boxoffice_services::ServicesConfig {
+            booking: boxoffice_services::BookingConfig {
+                payment_timeout: Duration::from_millis(self.payment_timeout_ms),
+                idempotency_stale_after: Duration::from_secs(IDEMPOTENCY_STALE_AFTER_SECONDS),
+            },
+            sandbox_latency: Duration::from_millis(self.sandbox_latency_ms),
+            jwt_secret: self.jwt_secret.as_ref().map(|secret| secret.expose().to_string()),
+            ticket_signing_seed: self.ticket_signing_key.as_ref().map(|secret| secret.expose().to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub services: ServicesArgs,
+    /// Address to listen on; port 0 picks a free port (the chosen URL is printed).
+    #[arg(long, env = "BOXOFFICE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Load demo venues, events and shows on first start (see `boxoffice demo`).
+    #[arg(long, env = "BOXOFFICE_DEMO", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub demo: bool,
+    /// Redis, for seat soft-locks and caches across nodes. Accepted, not used yet.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// NATS JetStream, for publishing domain events. Accepted, not used yet.
+    #[arg(long, env = "NATS_URL", hide_env_values = true)]
+    pub nats_url: Option<String>,
+    #[command(flatten)]
+    pub admin: AdminAccountArgs,
+    /// How often due holds are expired and their seats put back on sale. Above
+    /// 5000 the contract (seats free within 5 s of `expires_at`) no longer holds.
+    #[arg(
+        long,
+        env = "BOXOFFICE_EXPIRY_INTERVAL_MS",
+        default_value_t = 1_000,
+        value_parser = clap::value_parser!(u64).range(1..=INTERVAL_MILLISECONDS_MAX)
+    )]
+    pub expiry_interval_ms: u64,
+    /// How often holds stuck in PAYING (a crash mid-payment) are reconciled
+    /// with the gateway. Reconciliation also runs once at start.
+    #[arg(
+        long,
+        env = "BOXOFFICE_RECONCILE_INTERVAL_SECONDS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(1..=INTERVAL_SECONDS_MAX)
+    )]
+    pub reconcile_interval_seconds: u64,
+    /// A request that takes longer than this is answered 503.
+    #[arg(
+        long,
+        env = "BOXOFFICE_REQUEST_TIMEOUT_SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=INTERVAL_SECONDS_MAX)
+    )]
+    pub request_timeout_seconds: u64,
+}
+
+/// The first administrator, created at start when missing.
+#[derive(Debug, Clone, Args)]
+pub struct AdminAccountArgs {
+    /// E-mail of an admin account to create at start if it does not exist.
+    #[arg(long, env = "BOXOFFICE_ADMIN_EMAIL", requires = "admin_password")]
+    pub admin_email: Option<String>,
+    /// Password of that admin (8 to 128 characters).
+    #[arg(long, env = "BOXOFFICE_ADMIN_PASSWORD", hide_env_values = true, requires = "admin_email")]
+    pub admin_password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub services: ServicesArgs,
+    #[command(flatten)]
+    pub admin: AdminAccountArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CreateUserArgs {
+    #[command(flatten)]
+    pub services: ServicesArgs,
+    #[arg(long, env = "BOXOFFICE_USER_EMAIL")]
+    pub email: String,
+    /// 8 to 128 characters.
+    #[arg(long, env = "BOXOFFICE_USER_PASSWORD", hide_env_values = true)]
+    pub password: Secret,
+    #[arg(long, env = "BOXOFFICE_USER_ROLE", value_enum)]
+    pub role: RoleArg,
+    /// Display name; defaults to the part of the e-mail before the `@`.
+    #[arg(long, env = "BOXOFFICE_USER_NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Customer,
+    Staff,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::Customer => Role::Customer,
+            RoleArg::Staff => Role::Staff,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+/// A value that must never appear in logs or error messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Secret {
+        Secret(value)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(\"[redacted]\")")
+    }
+}
+
+/// A URL with its password (if any) replaced, safe to log.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split_once(':').map_or(credentials, |(user, _)| user);
+            format!("{scheme}://{user}:[redacted]@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(
+            redact_url("postgres://bob:hunter2@db.internal:5432/boxoffice?sslmode=require"),
+            "postgres://bob:[redacted]@db.internal:5432/boxoffice?sslmode=require"
+        );
+        assert_eq!(redact_url("redis://:pa%40ss@cache:6379/0"), "redis://:[redacted]@cache:6379/0");
+        assert_eq!(redact_url("sqlite://boxoffice.db"), "sqlite://boxoffice.db");
+        assert_eq!(redact_url("sqlite:///tmp/x@y.db"), "sqlite:///tmp/x@y.db");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let cli = Cli::try_parse_from([
+            "boxoffice",
+            "serve",
+            "--database-url",
+            "postgres://bob:hunter2@localhost/db",
+            "--jwt-secret",
+            "jwt-secret-value-1234",
+            "--ticket-signing-key",
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            "--admin-email",
+            "root@example.com",
+            "--admin-password",
+            "admin-password-value",
+            "--redis-url",
+            "redis://:redispass@localhost",
+        ])
+        .expect("parse");
+        let debug = format!("{cli:?}");
+        for secret in ["hunter2", "jwt-secret-value", "00112233", "admin-password-value", "redispass"] {
+            assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+        }
+        assert!(debug.contains("root@example.com"));
+    }
+
+    /// Asserts a default unless the environment running the tests overrides it.
+    fn assert_default<T: PartialEq + fmt::Debug>(variable: &str, actual: T, expected: T) {
+        if std::env::var_os(variable).is_none() {
+            assert_eq!(actual, expected, "default of {variable}");
+        }
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let cli = Cli::try_parse_from(["boxoffice", "serve"]).expect("parse");
+        let Command::Serve(serve) = cli.command else { panic!("not serve") };
+        assert_default("BOXOFFICE_LISTEN", serve.listen.to_string().as_str(), "127.0.0.1:8080");
+        assert_default("BOXOFFICE_DEMO", serve.demo, false);
+        assert_default("DATABASE_URL", serve.services.database.database_url.as_str(), "sqlite://boxoffice.db");
+        assert_default("BOXOFFICE_DATABASE_POOL_SIZE", serve.services.database.database_pool_size, 10);
+        assert_default("BOXOFFICE_PAYMENT_TIMEOUT_MS", serve.services.payment_timeout_ms, 5_000);
+        assert_default("BOXOFFICE_SANDBOX_LATENCY_MS", serve.services.sandbox_latency_ms, 0);
+        assert_default("BOXOFFICE_EXPIRY_INTERVAL_MS", serve.expiry_interval_ms, 1_000);
+        assert_default("BOXOFFICE_RECONCILE_INTERVAL_SECONDS", serve.reconcile_interval_seconds, 5);
+        assert_default("BOXOFFICE_REQUEST_TIMEOUT_SECONDS", serve.request_timeout_seconds, 30);
+        assert_default("RUST_LOG", cli.log.filter.as_str(), "info");
+        assert_default("BOXOFFICE_LOG_FORMAT", cli.log.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        assert!(Cli::try_parse_from(["boxoffice", "serve", "--database-pool-size", "0"]).is_err());
+        assert!(Cli::try_parse_from(["boxoffice", "serve", "--database-pool-size", "1000"]).is_ok());
+        assert!(Cli::try_parse_from(["boxoffice", "serve", "--database-pool-size", "1001"]).is_err());
+        assert!(Cli::try_parse_from(["boxoffice", "serve", "--request-timeout-seconds", "0"]).is_err());
+        assert!(Cli::try_parse_from(["boxoffice", "serve", "--listen", "127.0.0.1:0"]).is_ok());
+        // An admin e-mail without its password (or the reverse) is a mistake.
+        assert!(Cli::try_parse_from(["boxoffice", "serve", "--admin-email", "a@b.c"]).is_err());
+    }
+
+    #[test]
+    fn create_user_parses_roles() {
+        let cli = Cli::try_parse_from([
+            "boxoffice", "admin", "create-user", "--email", "door@example.com", "--password", "door-password", "--role", "staff",
+        ])
+        .expect("parse");
+        let Command::Admin { command: AdminCommand::CreateUser(args) } = cli.command else {
+            panic!("not admin create-user")
+        };
+        assert_eq!(Role::from(args.role), Role::Staff);
+        assert!(Cli::try_parse_from([
+            "boxoffice", "admin", "create-user", "--email", "x@example.com", "--password", "password1", "--role", "root",
+        ])
+        .is_err());
+    }
+}

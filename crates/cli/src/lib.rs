@@ -1,0 +1,104 @@
+//! The `boxoffice` command: configuration, start-up and the operator tasks.
+//!
+//! # Layout
+//! - [`config`]: the command line; every option is also an environment variable.
+//! - [`serve`]: `boxoffice serve`, the start-up sequence and graceful shutdown.
+//! - [`demo`]: the demo venues, events and shows of `serve --demo` and `demo`.
+//! - [`admin`]: `boxoffice migrate` and `boxoffice admin create-user`.
+//!
+//! This is the only crate that uses `anyhow`: errors of the layers below are
+//! typed, and here at the edge they only need a readable message.
+
+pub mod admin;
+pub mod config;
+pub mod demo;
+pub mod serve;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use boxoffice_domain::{Role, UserId};
+use boxoffice_services::{AuthUser, Services};
+use boxoffice_store::{SqlStore, Store};
+
+pub use config::{Cli, Command};
+
+/// Runs one command of the command line to its end.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    init_logging(&cli.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::serve(args).await,
+            Command::Migrate(args) => admin::migrate(&args).await,
+            Command::Demo(args) => demo::run(&args).await,
+            Command::Admin { command: config::AdminCommand::CreateUser(args) } => admin::create_user(&args).await,
+        }
+    })
+}
+
+/// Logs go to stderr; stdout carries only what scripts and tests read (the
+/// `boxoffice listening on …` line, command results).
+fn init_logging(log: &config::LogArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.filter)
+        .with_context(|| format!("RUST_LOG / --log {:?} is not a valid log filter", log.filter))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match log.log_format {
+        config::LogFormat::Text => builder.try_init(),
+        config::LogFormat::Json => builder.json().try_init(),
+    };
+    result.map_err(|error| anyhow::anyhow!("cannot install the logger: {error}"))
+}
+
+/// Connects to the database of `DATABASE_URL` and brings its schema up to date.
+pub async fn connect_store(database: &config::DatabaseArgs) -> anyhow::Result<Arc<SqlStore>> {
+    let shown_url = config::redact_url(&database.database_url);
+    tracing::info!(database_url = %shown_url, "connecting to the database and running migrations");
+    let store = SqlStore::connect(&database.store_config())
+        .await
+        .with_context(|| format!("cannot open the database {shown_url}"))?;
+    tracing::info!(backend = ?store.backend(), "database ready");
+    Ok(Arc::new(store))
+}
+
+/// Builds the use cases on top of a store (loads or creates the server secrets).
+pub async fn build_services(store: Arc<SqlStore>, args: &config::ServicesArgs) -> anyhow::Result<Arc<Services>> {
+    let store: Arc<dyn Store> = store;
+    Services::build(store, args.services_config(), boxoffice_http::render_error)
+        .await
+        .context("cannot start the services")
+}
+
+/// Creates the admin account of `BOXOFFICE_ADMIN_EMAIL` unless it exists, and
+/// returns it as an acting user. An existing account keeps its password.
+pub async fn ensure_admin(services: &Services, email: &str, password: &str) -> anyhow::Result<AuthUser> {
+    let created = services
+        .auth
+        .create_user_with_role(email, password, "Administrator", Role::Admin)
+        .await
+        .with_context(|| format!("cannot create the admin account {email}"))?;
+    let user = services
+        .store
+        .user_by_email(&email.trim().to_lowercase())
+        .await
+        .context("cannot read the admin account")?
+        .with_context(|| format!("the admin account {email} vanished right after its creation"))?;
+    if created {
+        tracing::info!(email, "created the admin account");
+    } else if user.role != Role::Admin {
+        tracing::warn!(email, role = user.role.as_str(), "the admin e-mail belongs to an account without the admin role");
+        anyhow::bail!(
+            "{email} exists with the role {}, not admin: make it admin with \
+             `PATCH /v1/users/{{id}}` or use another BOXOFFICE_ADMIN_EMAIL",
+            user.role.as_str()
+        );
+    }
+    Ok(acting_admin(user.id))
+}
+
+fn acting_admin(id: UserId) -> AuthUser {
+    AuthUser { id, role: Role::Admin }
+}

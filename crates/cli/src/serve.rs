@@ -1,0 +1,135 @@
+//! `boxoffice serve`: the start-up sequence, the HTTP server and its graceful
+//! shutdown.
+//!
+//! Order matters: the database is migrated and the first admin exists before
+//! the socket is bound, and the `boxoffice listening on http://…` line (the
+//! one line on stdout, which scripts and tests wait for) is printed only once
+//! the socket accepts connections.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::config::ServeArgs;
+use crate::{build_services, connect_store, demo, ensure_admin};
+
+/// After Ctrl-C or SIGTERM, open requests get this long to finish; then the
+/// process exits anyway (a stuck client must not keep a node from stopping).
+const SHUTDOWN_GRACE_SECONDS: u64 = 10;
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing::debug!(config = ?args, "configuration");
+    warn_about_unused_services(&args);
+
+    let store = connect_store(&args.services.database).await?;
+    let services = build_services(store.clone(), &args.services).await?;
+
+    let admin = match (&args.admin.admin_email, &args.admin.admin_password) {
+        (Some(email), Some(password)) => Some(ensure_admin(&services, email, password.expose()).await?),
+        _ => None,
+    };
+    if args.demo {
+        let admin = match admin {
+            Some(admin) => admin,
+            None => demo::ensure_demo_admin(&services).await?,
+        };
+        demo::load_once(&services, &admin).await?;
+    } else if admin.is_none() {
+        tracing::info!(
+            "no BOXOFFICE_ADMIN_EMAIL/BOXOFFICE_ADMIN_PASSWORD given; create an admin with \
+             `boxoffice admin create-user --role admin` if there is none yet"
+        );
+    }
+
+    let (stop_background, background_stopped) = watch::channel(false);
+    let background = boxoffice_services::spawn_background(
+        services.clone(),
+        Duration::from_millis(args.expiry_interval_ms),
+        Duration::from_secs(args.reconcile_interval_seconds),
+        background_stopped,
+    );
+
+    let metrics = boxoffice_http::install_metrics_recorder();
+    let state = boxoffice_http::AppState::new(services, metrics, Duration::from_secs(args.request_timeout_seconds));
+    let app = boxoffice_http::router(state);
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (BOXOFFICE_LISTEN)", args.listen))?;
+    let address = listener.local_addr().context("cannot read the listening address")?;
+    announce(&format!("boxoffice listening on http://{address}"))?;
+    tracing::info!(%address, "accepting requests");
+
+    let (shutdown_started, mut shutdown_seen) = watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing open requests");
+        let _ = shutdown_started.send(true);
+    });
+    let grace_over = async move {
+        let _ = shutdown_seen.wait_for(|started| *started).await;
+        tokio::time::sleep(Duration::from_secs(SHUTDOWN_GRACE_SECONDS)).await;
+    };
+    tokio::select! {
+        result = server => result.context("the HTTP server failed")?,
+        () = grace_over => tracing::warn!(
+            grace_seconds = SHUTDOWN_GRACE_SECONDS,
+            "requests still open after the shutdown grace period; stopping anyway"
+        ),
+    }
+
+    let _ = stop_background.send(true);
+    if let Err(error) = background.await {
+        tracing::warn!(%error, "the background task ended abnormally");
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Prints one line to stdout and flushes it, so that a reader on a pipe sees
+/// it at once.
+fn announce(line: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}").context("cannot write to stdout")?;
+    stdout.flush().context("cannot flush stdout")
+}
+
+fn warn_about_unused_services(args: &ServeArgs) {
+    if let Some(url) = &args.redis_url {
+        tracing::info!(redis_url = %crate::config::redact_url(url), "REDIS_URL is set but not used yet: seat locks, caches and rate limits are in-process");
+    }
+    if let Some(url) = &args.nats_url {
+        tracing::info!(nats_url = %crate::config::redact_url(url), "NATS_URL is set but not used yet: domain events are not published");
+    }
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM on Unix (what `docker stop` and systemd send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

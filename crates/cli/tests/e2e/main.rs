@@ -1,0 +1,21 @@
+//! Black-box end-to-end tests of `boxoffice serve`, written against the HTTP
+//! contract (`API.md`) only. Every test starts its own server on a fresh
+//! database and runs once per store (SQLite and PostgreSQL) through
+//! `both_backends!`.
+//!
+//! Run: `cargo test -p boxoffice --test e2e -- --test-threads 2`
+//! (`TEST_LOG=1` shows the server logs; PostgreSQL must be reachable at
+//! `TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
+//!
+//! Layout: `common` (harness), then one module per area of the contract.
+
+#[macro_use]
+mod common;
+
+mod auth;
+mod bad_input;
+mod checkin;
+mod crash;
+mod flow;
+mod idempotency;
+mod race;

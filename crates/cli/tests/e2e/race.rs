@@ -1,0 +1,274 @@
+//! Invariants 1 and 2 under real concurrency: hundreds of clients with their
+//! requests in flight at once, racing for a few seats.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio::sync::Barrier;
+
+use crate::common::*;
+
+both_backends!(seat_race, standing_race, confirm_release_race);
+
+/// Clients in flight at once per round.
+const CLIENTS: usize = 200;
+/// Distinct users the clients act for.
+const USERS: usize = 50;
+const ROUNDS: usize = 20;
+/// High enough that no user reaches it in a round (4 requests × 4 places).
+const MAX_TICKETS_PER_USER: u32 = 20;
+
+/// Starts `requests` at once (released together by a barrier) and returns
+/// each request with its answer, in order.
+async fn fire_together(api: &Api, requests: Vec<(String, Value)>) -> Vec<(Value, Resp)> {
+    let barrier = Arc::new(Barrier::new(requests.len()));
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|(token, body)| {
+            let api = api.clone();
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let resp = api.hold(&token, &body).await;
+                (body, resp)
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.expect("a client task panicked"));
+    }
+    results
+}
+
+/// 200 clients race for the same 20 seats, 20 rounds: no seat in two
+/// successful holds, every loser 409 seats_unavailable for a seat a winner
+/// has, and the seat map agrees with the winners exactly.
+async fn seat_race(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let venue_id = app.create_venue(&venue_layout("Race Hall", 2, 10, None)).await;
+    let event_id = app.create_event("Seat Race").await;
+    let users = app.register_users(USERS).await;
+    let seat_ids: Vec<String> = (1..=2).flat_map(|row| (1..=10).map(move |n| format!("A-{row}-{n}"))).collect();
+    let mut losers_total = 0;
+
+    for round in 0..ROUNDS {
+        let show = app.create_show(&event_id, &venue_id, json!({"max_tickets_per_user": MAX_TICKETS_PER_USER})).await;
+        let show_id = id_of(&show, &show);
+        let requests: Vec<(String, Value)> = {
+            let mut rng = rand::thread_rng();
+            (0..CLIENTS)
+                .map(|client| {
+                    let count = rng.gen_range(1..=4);
+                    let seats: Vec<&String> = seat_ids.choose_multiple(&mut rng, count).collect();
+                    (users[client % USERS].token.clone(), json!({"show_id": show_id, "seat_ids": seats}))
+                })
+                .collect()
+        };
+        let results = fire_together(&app.api, requests).await;
+
+        let mut owner: BTreeMap<String, usize> = BTreeMap::new();
+        let mut rejected = Vec::new();
+        for (index, (body, resp)) in results.iter().enumerate() {
+            let requested: BTreeSet<String> = body["seat_ids"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+            match resp.status() {
+                201 => {
+                    assert_eq!(resp.body["status"], "ACTIVE", "round {round}: a new hold is ACTIVE: {resp}");
+                    assert_eq!(seat_ids_of(&resp.body), requested, "round {round}: a hold holds exactly what was asked: {resp}");
+                    for seat in requested {
+                        if let Some(other) = owner.insert(seat.clone(), index) {
+                            panic!(
+                                "round {round}: seat {seat} is in two successful holds:\n  {}\n  {}",
+                                results[other].1, resp
+                            );
+                        }
+                    }
+                }
+                409 if resp.code() == "seats_unavailable" => rejected.push((requested, resp)),
+                _ => panic!("round {round}: every answer must be 201 or 409 seats_unavailable, got {resp}"),
+            }
+        }
+        assert!(!owner.is_empty(), "round {round}: somebody must win");
+        for (requested, resp) in &rejected {
+            let unavailable: BTreeSet<String> = resp.body["unavailable"]
+                .as_array()
+                .unwrap_or_else(|| panic!("round {round}: 409 without `unavailable`: {resp}"))
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect();
+            assert!(!unavailable.is_empty(), "round {round}: `unavailable` names a seat: {resp}");
+            assert!(unavailable.is_subset(requested), "round {round}: `unavailable` lists only requested seats ({requested:?}): {resp}");
+            // Nothing is released during a round, so a seat that was
+            // unavailable must be in some winner's hold at the end.
+            for seat in &unavailable {
+                assert!(owner.contains_key(seat), "round {round}: {seat} reported unavailable but no successful hold has it: {resp}");
+            }
+        }
+        losers_total += rejected.len();
+
+        let map = app.seat_map(&show_id).await;
+        let held: BTreeSet<String> = owner.keys().cloned().collect();
+        assert_eq!(seats_with_status(&map, "HELD"), held, "round {round}: the map's HELD seats are the winners' seats");
+        let held_count = held.len() as i64;
+        assert_eq!(summary(&map), (20 - held_count, held_count, 0), "round {round}: the summary: {map}");
+    }
+    assert!(losers_total > 0, "with 200 clients for 20 seats some must lose");
+}
+
+/// The same for a standing section of capacity 30: never oversold, and the
+/// map's `available` is capacity minus the winners' places.
+async fn standing_race(backend: Backend) {
+    const CAPACITY: i64 = 30;
+    let app = TestApp::spawn(backend).await;
+    let venue_id = app.create_venue(&venue_layout("Standing Race Hall", 0, 0, Some(CAPACITY as u32))).await;
+    let event_id = app.create_event("Standing Race").await;
+    let users = app.register_users(USERS).await;
+
+    for round in 0..ROUNDS {
+        let show = app.create_show(&event_id, &venue_id, json!({"max_tickets_per_user": MAX_TICKETS_PER_USER})).await;
+        let show_id = id_of(&show, &show);
+        let requests: Vec<(String, Value)> = {
+            let mut rng = rand::thread_rng();
+            (0..CLIENTS)
+                .map(|client| {
+                    let quantity: i64 = rng.gen_range(1..=4);
+                    (users[client % USERS].token.clone(), json!({"show_id": show_id, "section": STANDING_SECTION, "quantity": quantity}))
+                })
+                .collect()
+        };
+        let results = fire_together(&app.api, requests).await;
+
+        let mut sold = 0;
+        let mut smallest_rejected: Option<i64> = None;
+        for (body, resp) in &results {
+            let quantity = body["quantity"].as_i64().unwrap();
+            match resp.status() {
+                201 => {
+                    assert_eq!(resp.body["standing"], json!([{"section": STANDING_SECTION, "quantity": quantity}]), "round {round}: the hold: {resp}");
+                    sold += quantity;
+                }
+                409 if resp.code() == "seats_unavailable" => {
+                    smallest_rejected = Some(smallest_rejected.map_or(quantity, |q| q.min(quantity)));
+                }
+                _ => panic!("round {round}: every answer must be 201 or 409 seats_unavailable, got {resp}"),
+            }
+        }
+        assert!(sold <= CAPACITY, "round {round}: {sold} places held of {CAPACITY} — oversold");
+        assert!(sold > 0, "round {round}: somebody must win");
+        // Places only get taken during a round: a request for q was refused
+        // when fewer than q were left, so fewer than q are left at the end.
+        if let Some(q) = smallest_rejected {
+            assert!(CAPACITY - sold < q, "round {round}: a request for {q} was refused but {} places are still free", CAPACITY - sold);
+        }
+        let map = app.seat_map(&show_id).await;
+        assert_eq!(standing_available(&map, STANDING_SECTION), CAPACITY - sold, "round {round}: standing available = capacity − sold");
+        assert_eq!(summary(&map), (CAPACITY - sold, sold, 0), "round {round}: the summary");
+    }
+}
+
+/// Confirm and release the same holds at once while other users try to
+/// grab their seats: exactly one of confirm/release wins each hold, and no
+/// seat ends both BOOKED and in another hold.
+async fn confirm_release_race(backend: Backend) {
+    // A little gateway latency so that releases land while payments run.
+    let app = TestApp::spawn_with(backend, &[("BOXOFFICE_SANDBOX_LATENCY_MS", "50")]).await;
+    let venue_id = app.create_venue(&venue_layout("Confirm Race Hall", 2, 10, None)).await;
+    let event_id = app.create_event("Confirm Race").await;
+    const HOLDS: usize = 10;
+    let owners = app.register_users(HOLDS).await;
+    let grabbers = app.register_users(HOLDS).await;
+    let mut confirmed_total = 0;
+    let mut released_total = 0;
+
+    for round in 0..3 {
+        let show = app.create_show(&event_id, &venue_id, json!({})).await;
+        let show_id = id_of(&show, &show);
+        // Hold i has seats A-r-(2k-1), A-r-2k: ten disjoint pairs covering all 20 seats.
+        let mut holds = Vec::new();
+        for (i, owner) in owners.iter().enumerate() {
+            let (row, first) = (i / 5 + 1, (i % 5) * 2 + 1);
+            let seats = [format!("A-{row}-{first}"), format!("A-{row}-{}", first + 1)];
+            let resp = app.hold(&owner.token, &json!({"show_id": show_id, "seat_ids": seats})).await;
+            holds.push((id_of(resp.expect(201, "set-up hold"), &resp), seats));
+        }
+
+        let barrier = Arc::new(Barrier::new(HOLDS * 3));
+        let mut tasks = Vec::new();
+        for (i, (hold_id, seats)) in holds.iter().enumerate() {
+            for action in ["book", "release", "grab"] {
+                let api = app.api.clone();
+                let barrier = Arc::clone(&barrier);
+                let (owner, grabber) = (owners[i].clone(), grabbers[i].clone());
+                let (hold_id, seats, show_id) = (hold_id.clone(), seats.clone(), show_id.clone());
+                tasks.push(tokio::spawn(async move {
+                    barrier.wait().await;
+                    match action {
+                        "book" => api.book(&owner.token, &hold_id, &unique_key(), "tok_visa").await,
+                        "release" => api.delete(&format!("/v1/holds/{hold_id}"), Some(&owner.token)).await,
+                        _ => {
+                            // Try a few times so that a release is likely seen.
+                            let mut last = None;
+                            for _ in 0..5 {
+                                let resp = api.hold(&grabber.token, &json!({"show_id": show_id, "seat_ids": seats})).await;
+                                if resp.status() == 201 {
+                                    return resp;
+                                }
+                                last = Some(resp);
+                                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                            }
+                            last.unwrap()
+                        }
+                    }
+                }));
+            }
+        }
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.expect("a client task panicked"));
+        }
+
+        let mut booked_seats = BTreeSet::new();
+        let mut grabbed_seats = BTreeSet::new();
+        for (i, (hold_id, seats)) in holds.iter().enumerate() {
+            let (book, release, grab) = (&answers[3 * i], &answers[3 * i + 1], &answers[3 * i + 2]);
+            let booked = book.status() == 201;
+            let released = release.status() == 204;
+            assert!(booked || (book.status() == 409 && book.code() == "hold_not_active"), "round {round}: confirm is 201 or 409 hold_not_active: {book}");
+            assert!(released || release.status() == 409, "round {round}: release is 204 or 409: {release}");
+            assert!(booked != released, "round {round}: exactly one of confirm ({book}) and release ({release}) wins hold {hold_id}");
+            let resp = app.get_hold(&app.admin_token, hold_id).await;
+            let status = resp.expect(200, "read the hold")["status"].clone();
+            let captured = app.captured_charges(hold_id).await;
+            if booked {
+                assert_eq!(status, "CONFIRMED", "round {round}: the booked hold: {resp}");
+                assert_eq!(captured, 1, "round {round}: one charge for the booked hold {hold_id}");
+                booked_seats.extend(seats.iter().cloned());
+                confirmed_total += 1;
+            } else {
+                assert_eq!(status, "RELEASED", "round {round}: the released hold: {resp}");
+                assert_eq!(captured, 0, "round {round}: no captured money for the released hold {hold_id}");
+                released_total += 1;
+            }
+            match grab.status() {
+                201 => {
+                    assert!(!booked, "round {round}: seats {seats:?} were booked AND held by another user: {grab}");
+                    grabbed_seats.extend(seats.iter().cloned());
+                }
+                409 => assert_eq!(grab.code(), "seats_unavailable", "round {round}: {grab}"),
+                _ => panic!("round {round}: grab answered {grab}"),
+            }
+        }
+        let map = app.seat_map(&show_id).await;
+        assert_eq!(seats_with_status(&map, "BOOKED"), booked_seats, "round {round}: BOOKED seats are the confirmed holds' seats");
+        assert_eq!(seats_with_status(&map, "HELD"), grabbed_seats, "round {round}: HELD seats are the grabbers' seats");
+        let bookings = app.list_all(&format!("/v1/bookings?show_id={show_id}"), app.admin()).await;
+        let confirmed: Vec<&Value> = bookings.iter().filter(|b| b["status"] == "CONFIRMED").collect();
+        assert_eq!(confirmed.len() * 2, booked_seats.len(), "round {round}: one booking per confirmed hold: {bookings:?}");
+    }
+    // Not a correctness condition, but the test means nothing if one side always wins.
+    eprintln!("confirm_release_race: {confirmed_total} confirmed, {released_total} released");
+    assert!(confirmed_total + released_total == 3 * HOLDS, "every hold decided");
+}

@@ -1,0 +1,47 @@
+//! The pure rules of boxoffice: identifiers, money, venue layouts and seat
+//! IDs, hold requests, best-available seat selection, the inventory state
+//! machine of one show, and signed ticket codes.
+//!
+//! Nothing here does I/O, reads the clock or draws random numbers: time and
+//! entropy are always parameters. That keeps every rule testable with plain
+//! unit and property tests, and lets the store, services and http crates
+//! share one definition of each rule.
+//!
+//! # Layout
+//!
+//! - [`ids`]: prefixed, time-ordered IDs (`usr_…`, `shw_…`, `hld_…`).
+//! - [`money`]: [`Currency`] and [`Money`] in integer minor units.
+//! - [`seat`]: labels and [`SeatId`] (`{section}-{row}-{number}`).
+//! - [`text`]: rules for free text and category names.
+//! - [`field_error`]: [`FieldError`], the per-field validation message.
+//! - [`layout`]: venue input, its validation, and the validated [`VenueLayout`].
+//! - [`best_available`]: picking adjacent seats for a best-available hold.
+//! - [`hold`]: parsing a hold request into a [`HoldSelection`].
+//! - [`inventory`]: [`ShowInventory`], the all-or-nothing hold model of one show.
+//! - [`status`]: the status enums shared by every layer.
+//! - [`ticket`]: signing and verifying ticket codes offline.
+
+pub mod best_available;
+pub mod field_error;
+pub mod hold;
+pub mod ids;
+pub mod inventory;
+pub mod layout;
+pub mod money;
+pub mod seat;
+pub mod status;
+pub mod text;
+pub mod ticket;
+mod ulid;
+
+pub use best_available::best_available;
+pub use field_error::*;
+pub use hold::*;
+pub use ids::*;
+pub use inventory::*;
+pub use layout::*;
+pub use money::*;
+pub use seat::*;
+pub use status::*;
+pub use text::*;
+pub use ticket::*;

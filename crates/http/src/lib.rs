@@ -1,0 +1,142 @@
+//! The HTTP face of boxoffice: axum routers, auth and idempotency extractors,
+//! problem+json errors, OpenAPI, metrics.
+//!
+//! # Layout
+//! - [`routes`]: one module per area; handlers only parse, call a service and
+//!   shape the answer.
+//! - [`extract`]: JSON, query, bearer-token and `Idempotency-Key` extractors
+//!   whose rejections are problem+json.
+//! - [`error`]: the single mapping from errors to problem+json.
+//! - [`openapi`]: the generated OpenAPI document.
+
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use boxoffice_services::Services;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::{render_error, ApiError};
+
+/// Request bodies above this are refused with 413: the largest legitimate
+/// body is a venue layout, and 200,000 seats as a count per row fit easily.
+pub const BODY_SIZE_MAX_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Arc<Services>,
+    pub metrics: PrometheusHandle,
+    pub request_timeout: Duration,
+}
+
+impl AppState {
+    pub fn new(services: Arc<Services>, metrics: PrometheusHandle, request_timeout: Duration) -> Self {
+        AppState { services, metrics, request_timeout }
+    }
+}
+
+/// Installs the process-wide Prometheus recorder (once per process).
+pub fn install_metrics_recorder() -> PrometheusHandle {
+    let builder = PrometheusBuilder::new();
+    match builder.install_recorder() {
+        Ok(handle) => handle,
+        // A recorder is already installed (e.g. two apps in one test
+        // process): render from a fresh, unregistered one instead.
+        Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+    }
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("boxoffice_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("boxoffice_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::Panic.into_response()
+}
+
+async fn timeout_layer(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+/// The whole application. Tests and the CLI both build it from here.
+pub fn router(state: AppState) -> Router {
+    use routes::{auth, booking, catalog, system};
+    let timeout = state.request_timeout;
+    let api = Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(system::openapi_json))
+        .route("/docs", get(system::docs))
+        .route("/v1/auth/register", post(auth::register))
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/me", get(auth::me))
+        .route("/v1/users", get(auth::list_users))
+        .route("/v1/users/{id}", axum::routing::patch(auth::patch_user))
+        .route("/v1/venues", post(catalog::create_venue).get(catalog::list_venues))
+        .route("/v1/venues/{id}", get(catalog::venue))
+        .route("/v1/events", post(catalog::create_event).get(catalog::list_events))
+        .route("/v1/events/{id}", get(catalog::event).patch(catalog::patch_event))
+        .route("/v1/events/{id}/shows", post(catalog::create_show))
+        .route("/v1/shows/{id}", get(catalog::show).patch(catalog::patch_show))
+        .route("/v1/shows/{id}/seats", get(catalog::seat_map))
+        .route("/v1/shows/{id}/seats/stream", get(catalog::seat_stream))
+        .route("/v1/shows/{id}/sales", get(catalog::sales))
+        .route("/v1/shows/{id}/queue", post(catalog::join_queue))
+        .route("/v1/shows/{id}/queue/{ticket_id}", get(catalog::queue_ticket))
+        .route("/v1/holds", post(booking::create_hold))
+        .route("/v1/holds/{id}", get(booking::hold).delete(booking::release_hold))
+        .route("/v1/bookings", post(booking::create_booking).get(booking::list_bookings))
+        .route("/v1/bookings/{id}", get(booking::booking))
+        .route("/v1/bookings/{id}/cancel", post(booking::cancel_booking))
+        .route("/v1/checkin", post(booking::check_in))
+        .route("/v1/audit", get(booking::audit))
+        .route("/v1/sandbox/charges", get(booking::sandbox_charges))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_SIZE_MAX_BYTES))
+        .with_state(state);
+    api.layer(middleware::from_fn_with_state(timeout, timeout_layer))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(TraceLayer::new_for_http()),
+        )
+}

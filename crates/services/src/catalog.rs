@@ -1,0 +1,654 @@
+//! Venues, events and shows: what organizers set up and buyers browse.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use boxoffice_domain::{
+    EventId, FieldError, Money, Role, SectionKind, ShowId, ShowStatus, VenueId, VenueInput,
+    VenueLayout,
+};
+use boxoffice_store::{
+    EventFilter, EventRecord, Page, PageRequest, SeatStatus, ShowPatch, ShowRecord, Store,
+    VenueRecord, WaitingRoomSettings,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::AuthUser;
+use crate::clock::Clock;
+use crate::error::{ServiceError, ServiceResult};
+use crate::views::{rfc3339, MoneyView};
+
+pub const TITLE_LENGTH_MAX: usize = 200;
+pub const DESCRIPTION_LENGTH_MAX: usize = 5_000;
+pub const PERFORMER_LENGTH_MAX: usize = 200;
+pub const GENRE_LENGTH_MAX: usize = 50;
+pub const TAGS_MAX: usize = 20;
+pub const TAG_LENGTH_MAX: usize = 50;
+pub const HOLD_TTL_SECONDS_DEFAULT: u32 = 600;
+pub const HOLD_TTL_SECONDS_MAX: i64 = 3_600;
+pub const MAX_TICKETS_PER_USER_DEFAULT: u32 = 4;
+/// A per-buyer limit above this is no limit at all for a flash sale.
+pub const MAX_TICKETS_PER_USER_MAX: i64 = 1_000;
+/// Admission rate bounds for the waiting room (per minute).
+pub const ADMIT_PER_MINUTE_MAX: i64 = 1_000_000;
+pub const SEARCH_QUERY_LENGTH_MAX: usize = 200;
+
+fn text_error(field: &str, value: &str, min: usize, max: usize, errors: &mut Vec<FieldError>) {
+    let length = value.chars().count();
+    if length < min || length > max || value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        errors.push(FieldError {
+            field: field.into(),
+            message: format!("must be {min} to {max} characters without control characters"),
+        });
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub performer: String,
+    #[serde(default)]
+    pub genre: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EventPatchInput {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub performer: Option<String>,
+    pub genre: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+fn validate_event(event: &EventRecord) -> ServiceResult<()> {
+    let mut errors = Vec::new();
+    text_error("title", event.title.trim(), 1, TITLE_LENGTH_MAX, &mut errors);
+    text_error("description", &event.description, 0, DESCRIPTION_LENGTH_MAX, &mut errors);
+    text_error("performer", &event.performer, 0, PERFORMER_LENGTH_MAX, &mut errors);
+    text_error("genre", &event.genre, 0, GENRE_LENGTH_MAX, &mut errors);
+    if event.tags.len() > TAGS_MAX {
+        errors.push(FieldError { field: "tags".into(), message: format!("at most {TAGS_MAX} tags") });
+    }
+    for (index, tag) in event.tags.iter().enumerate() {
+        text_error(&format!("tags[{index}]"), tag, 1, TAG_LENGTH_MAX, &mut errors);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidRequest { errors })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitingRoomInput {
+    pub enabled: bool,
+    #[serde(default = "default_admit_per_minute")]
+    pub admit_per_minute: i64,
+}
+
+fn default_admit_per_minute() -> i64 {
+    2000
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShowInput {
+    pub venue_id: String,
+    pub starts_at: DateTime<Utc>,
+    #[schema(value_type = Object)]
+    pub prices: BTreeMap<String, Money>,
+    pub sales_start: Option<DateTime<Utc>>,
+    pub hold_ttl_seconds: Option<i64>,
+    pub max_tickets_per_user: Option<i64>,
+    pub waiting_room: Option<WaitingRoomInput>,
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ShowPatchInput {
+    pub status: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub prices: Option<BTreeMap<String, Money>>,
+    pub sales_start: Option<DateTime<Utc>>,
+    pub hold_ttl_seconds: Option<i64>,
+    pub max_tickets_per_user: Option<i64>,
+    pub waiting_room: Option<WaitingRoomInput>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VenueView {
+    pub id: String,
+    pub name: String,
+    pub city: String,
+    pub address: String,
+    pub timezone: String,
+    pub seat_count: u64,
+    pub standing_capacity: u64,
+    /// The seat layout (detail only).
+    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sections: Option<serde_json::Value>,
+    pub created_at: String,
+}
+
+impl VenueView {
+    fn of(record: &VenueRecord) -> VenueView {
+        let layout = serde_json::to_value(&record.venue.layout).unwrap_or(serde_json::Value::Null);
+        VenueView {
+            id: record.id.to_string(),
+            name: record.venue.name.clone(),
+            city: record.venue.city.clone(),
+            address: record.venue.address.clone(),
+            timezone: record.venue.timezone.clone(),
+            seat_count: record.venue.layout.seat_count() as u64,
+            standing_capacity: record.venue.layout.standing_capacity(),
+            sections: layout.get("sections").cloned(),
+            created_at: rfc3339(record.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventView {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub performer: String,
+    pub genre: String,
+    pub tags: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The event's shows (detail only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shows: Option<Vec<ShowView>>,
+}
+
+impl EventView {
+    fn of(event: &EventRecord, shows: Option<Vec<ShowView>>) -> EventView {
+        EventView {
+            id: event.id.to_string(),
+            title: event.title.clone(),
+            description: event.description.clone(),
+            performer: event.performer.clone(),
+            genre: event.genre.clone(),
+            tags: event.tags.clone(),
+            created_at: rfc3339(event.created_at),
+            updated_at: rfc3339(event.updated_at),
+            shows,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Summary {
+    pub available: u64,
+    pub held: u64,
+    pub booked: u64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShowView {
+    pub id: String,
+    pub event_id: String,
+    pub event_title: String,
+    pub venue_id: String,
+    pub venue_name: String,
+    pub city: String,
+    pub starts_at: String,
+    pub sales_start: String,
+    #[schema(value_type = Object)]
+    pub prices: BTreeMap<String, MoneyView>,
+    pub hold_ttl_seconds: u32,
+    pub max_tickets_per_user: u32,
+    #[schema(value_type = Object)]
+    pub waiting_room: WaitingRoomSettings,
+    /// `ON_SALE`, `PAUSED` or `CANCELLED`.
+    pub status: String,
+    /// Places of the show, seated and standing.
+    pub availability: Summary,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SeatView {
+    pub id: String,
+    pub section: String,
+    pub row: String,
+    pub number: String,
+    pub category: String,
+    pub price: MoneyView,
+    /// `AVAILABLE`, `HELD` or `BOOKED`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y: Option<f64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub accessible: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StandingView {
+    pub section: String,
+    pub category: String,
+    pub capacity: u32,
+    pub available: u32,
+    pub price: MoneyView,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SeatMapView {
+    pub show_id: String,
+    pub version: i64,
+    pub seats: Vec<SeatView>,
+    pub standing: Vec<StandingView>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SectionSalesView {
+    pub section: String,
+    pub available: u64,
+    pub held: u64,
+    pub booked: u64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SalesView {
+    pub show_id: String,
+    pub sections: Vec<SectionSalesView>,
+    pub revenue: MoneyView,
+    pub tickets_sold: u64,
+}
+
+pub struct CatalogService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// Venues never change once created, so their parsed layouts are cached.
+    layouts: RwLock<HashMap<VenueId, Arc<VenueLayout>>>,
+}
+
+pub(crate) fn parse_show_id(id: &str) -> ServiceResult<ShowId> {
+    ShowId::parse(id).map_err(|_| ServiceError::NotFound { what: "show" })
+}
+
+fn validate_prices(prices: &BTreeMap<String, Money>, layout: &VenueLayout, errors: &mut Vec<FieldError>) -> Vec<String> {
+    let categories = layout.categories();
+    for category in prices.keys() {
+        if !categories.contains(category) {
+            errors.push(FieldError { field: format!("prices.{category}"), message: "the venue has no such category".into() });
+        }
+    }
+    let mut currencies: Vec<&str> = prices.values().map(|money| money.currency.as_str()).collect();
+    currencies.sort();
+    currencies.dedup();
+    if currencies.len() > 1 {
+        errors.push(FieldError { field: "prices".into(), message: "all prices of a show must use one currency".into() });
+    }
+    categories.into_iter().filter(|category| !prices.contains_key(category)).collect()
+}
+
+fn validate_ttl(value: i64, errors: &mut Vec<FieldError>) -> u32 {
+    if !(1..=HOLD_TTL_SECONDS_MAX).contains(&value) {
+        errors.push(FieldError { field: "hold_ttl_seconds".into(), message: format!("must be 1 to {HOLD_TTL_SECONDS_MAX}") });
+    }
+    u32::try_from(value.clamp(1, HOLD_TTL_SECONDS_MAX)).unwrap_or(HOLD_TTL_SECONDS_DEFAULT)
+}
+
+fn validate_max_tickets(value: i64, errors: &mut Vec<FieldError>) -> u32 {
+    if !(1..=MAX_TICKETS_PER_USER_MAX).contains(&value) {
+        errors.push(FieldError { field: "max_tickets_per_user".into(), message: format!("must be 1 to {MAX_TICKETS_PER_USER_MAX}") });
+    }
+    u32::try_from(value.clamp(1, MAX_TICKETS_PER_USER_MAX)).unwrap_or(MAX_TICKETS_PER_USER_DEFAULT)
+}
+
+fn validate_waiting_room(input: &WaitingRoomInput, errors: &mut Vec<FieldError>) -> WaitingRoomSettings {
+    if !(1..=ADMIT_PER_MINUTE_MAX).contains(&input.admit_per_minute) {
+        errors.push(FieldError {
+            field: "waiting_room.admit_per_minute".into(),
+            message: format!("must be 1 to {ADMIT_PER_MINUTE_MAX}"),
+        });
+    }
+    WaitingRoomSettings {
+        enabled: input.enabled,
+        admit_per_minute: u32::try_from(input.admit_per_minute.clamp(1, ADMIT_PER_MINUTE_MAX)).unwrap_or(2000),
+    }
+}
+
+fn parse_status(value: &str, errors: &mut Vec<FieldError>) -> Option<ShowStatus> {
+    let status = ShowStatus::parse(value);
+    if status.is_none() {
+        errors.push(FieldError { field: "status".into(), message: "must be ON_SALE, PAUSED or CANCELLED".into() });
+    }
+    status
+}
+
+impl CatalogService {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        CatalogService { store, clock, layouts: RwLock::new(HashMap::new()) }
+    }
+
+    pub(crate) async fn layout(&self, venue_id: &VenueId) -> ServiceResult<Arc<VenueLayout>> {
+        if let Ok(cache) = self.layouts.read() {
+            if let Some(layout) = cache.get(venue_id) {
+                return Ok(layout.clone());
+            }
+        }
+        let venue = self.store.venue(venue_id).await?.ok_or(ServiceError::NotFound { what: "venue" })?;
+        let layout = Arc::new(venue.venue.layout);
+        if let Ok(mut cache) = self.layouts.write() {
+            cache.insert(venue_id.clone(), layout.clone());
+        }
+        Ok(layout)
+    }
+
+    pub async fn create_venue(&self, caller: &AuthUser, input: VenueInput) -> ServiceResult<VenueView> {
+        caller.require(Role::Admin)?;
+        let venue = input.validate().map_err(|errors| ServiceError::InvalidRequest { errors })?;
+        let now = self.clock.now();
+        let record = VenueRecord { id: crate::new_id!(VenueId, now), venue, created_at: now };
+        self.store.insert_venue(&record).await?;
+        Ok(VenueView::of(&record))
+    }
+
+    pub async fn venue(&self, id: &str) -> ServiceResult<VenueView> {
+        let id = VenueId::parse(id).map_err(|_| ServiceError::NotFound { what: "venue" })?;
+        let record = self.store.venue(&id).await?.ok_or(ServiceError::NotFound { what: "venue" })?;
+        Ok(VenueView::of(&record))
+    }
+
+    pub async fn list_venues(&self, page: &PageRequest) -> ServiceResult<Page<VenueView>> {
+        let venues = self.store.list_venues(page).await?;
+        Ok(Page {
+            items: venues
+                .items
+                .into_iter()
+                .map(|venue| VenueView {
+                    id: venue.id.to_string(),
+                    name: venue.name,
+                    city: venue.city,
+                    address: venue.address,
+                    timezone: venue.timezone,
+                    seat_count: venue.seat_count,
+                    standing_capacity: venue.standing_capacity,
+                    sections: None,
+                    created_at: rfc3339(venue.created_at),
+                })
+                .collect(),
+            next_cursor: venues.next_cursor,
+        })
+    }
+
+    pub async fn create_event(&self, caller: &AuthUser, input: EventInput) -> ServiceResult<EventView> {
+        caller.require(Role::Admin)?;
+        let now = self.clock.now();
+        let event = EventRecord {
+            id: crate::new_id!(EventId, now),
+            title: input.title.trim().to_string(),
+            description: input.description,
+            performer: input.performer.trim().to_string(),
+            genre: input.genre.trim().to_string(),
+            tags: input.tags.into_iter().map(|tag| tag.trim().to_string()).collect(),
+            created_at: now,
+            updated_at: now,
+        };
+        validate_event(&event)?;
+        self.store.insert_event(&event).await?;
+        Ok(EventView::of(&event, Some(Vec::new())))
+    }
+
+    pub async fn update_event(&self, caller: &AuthUser, id: &str, patch: EventPatchInput) -> ServiceResult<EventView> {
+        caller.require(Role::Admin)?;
+        let id = EventId::parse(id).map_err(|_| ServiceError::NotFound { what: "event" })?;
+        let mut event = self.store.event(&id).await?.ok_or(ServiceError::NotFound { what: "event" })?;
+        if let Some(title) = patch.title {
+            event.title = title.trim().to_string();
+        }
+        if let Some(description) = patch.description {
+            event.description = description;
+        }
+        if let Some(performer) = patch.performer {
+            event.performer = performer.trim().to_string();
+        }
+        if let Some(genre) = patch.genre {
+            event.genre = genre.trim().to_string();
+        }
+        if let Some(tags) = patch.tags {
+            event.tags = tags.into_iter().map(|tag| tag.trim().to_string()).collect();
+        }
+        event.updated_at = self.clock.now();
+        validate_event(&event)?;
+        if !self.store.update_event(&event).await? {
+            return Err(ServiceError::NotFound { what: "event" });
+        }
+        self.event(id.as_str()).await
+    }
+
+    pub async fn event(&self, id: &str) -> ServiceResult<EventView> {
+        let id = EventId::parse(id).map_err(|_| ServiceError::NotFound { what: "event" })?;
+        let event = self.store.event(&id).await?.ok_or(ServiceError::NotFound { what: "event" })?;
+        let mut shows = Vec::new();
+        for show in self.store.shows_of_event(&id).await? {
+            shows.push(self.show_view(&show, Some(&event)).await?);
+        }
+        Ok(EventView::of(&event, Some(shows)))
+    }
+
+    pub async fn search_events(&self, filter: EventFilter, page: &PageRequest) -> ServiceResult<Page<EventView>> {
+        if filter.query.as_ref().is_some_and(|q| q.chars().count() > SEARCH_QUERY_LENGTH_MAX) {
+            return Err(ServiceError::invalid("q", format!("at most {SEARCH_QUERY_LENGTH_MAX} characters")));
+        }
+        let events = self.store.list_events(&filter, page).await?;
+        Ok(Page { items: events.items.iter().map(|e| EventView::of(e, None)).collect(), next_cursor: events.next_cursor })
+    }
+
+    pub async fn create_show(&self, caller: &AuthUser, event_id: &str, input: ShowInput) -> ServiceResult<ShowView> {
+        caller.require(Role::Admin)?;
+        let event_id = EventId::parse(event_id).map_err(|_| ServiceError::NotFound { what: "event" })?;
+        let event = self.store.event(&event_id).await?.ok_or(ServiceError::NotFound { what: "event" })?;
+        let venue_id = VenueId::parse(&input.venue_id).map_err(|_| ServiceError::NotFound { what: "venue" })?;
+        let layout = self.layout(&venue_id).await?;
+        let mut errors = Vec::new();
+        let missing = validate_prices(&input.prices, &layout, &mut errors);
+        let hold_ttl_seconds = validate_ttl(input.hold_ttl_seconds.unwrap_or(i64::from(HOLD_TTL_SECONDS_DEFAULT)), &mut errors);
+        let max_tickets_per_user =
+            validate_max_tickets(input.max_tickets_per_user.unwrap_or(i64::from(MAX_TICKETS_PER_USER_DEFAULT)), &mut errors);
+        let waiting_room = input.waiting_room.as_ref().map(|w| validate_waiting_room(w, &mut errors)).unwrap_or_default();
+        let status = match input.status.as_deref() {
+            Some(value) => parse_status(value, &mut errors).unwrap_or(ShowStatus::OnSale),
+            None => ShowStatus::OnSale,
+        };
+        if !errors.is_empty() {
+            return Err(ServiceError::InvalidRequest { errors });
+        }
+        if !missing.is_empty() {
+            return Err(ServiceError::PriceMissing { categories: missing });
+        }
+        let now = self.clock.now();
+        let show = ShowRecord {
+            id: crate::new_id!(ShowId, now),
+            event_id,
+            venue_id,
+            starts_at: input.starts_at,
+            sales_start: input.sales_start.unwrap_or(now),
+            prices: input.prices,
+            hold_ttl_seconds,
+            max_tickets_per_user,
+            waiting_room,
+            status,
+            version: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_show(&show, &layout, &caller.id).await?;
+        self.show_view(&show, Some(&event)).await
+    }
+
+    pub async fn update_show(&self, caller: &AuthUser, id: &str, input: ShowPatchInput) -> ServiceResult<ShowView> {
+        caller.require(Role::Admin)?;
+        let id = parse_show_id(id)?;
+        let show = self.store.show(&id).await?.ok_or(ServiceError::NotFound { what: "show" })?;
+        let layout = self.layout(&show.venue_id).await?;
+        let mut errors = Vec::new();
+        let mut patch = ShowPatch::default();
+        if let Some(status) = &input.status {
+            patch.status = parse_status(status, &mut errors);
+        }
+        if let Some(prices) = &input.prices {
+            let missing = validate_prices(prices, &layout, &mut errors);
+            if !missing.is_empty() && errors.is_empty() {
+                return Err(ServiceError::PriceMissing { categories: missing });
+            }
+            patch.prices = Some(prices.clone());
+        }
+        patch.sales_start = input.sales_start;
+        patch.hold_ttl_seconds = input.hold_ttl_seconds.map(|v| validate_ttl(v, &mut errors));
+        patch.max_tickets_per_user = input.max_tickets_per_user.map(|v| validate_max_tickets(v, &mut errors));
+        patch.waiting_room = input.waiting_room.as_ref().map(|w| validate_waiting_room(w, &mut errors));
+        if !errors.is_empty() {
+            return Err(ServiceError::InvalidRequest { errors });
+        }
+        let updated = self
+            .store
+            .update_show(&id, &patch, &caller.id, self.clock.now())
+            .await?
+            .ok_or(ServiceError::NotFound { what: "show" })?;
+        self.show_view(&updated, None).await
+    }
+
+    pub async fn show_record(&self, id: &str) -> ServiceResult<ShowRecord> {
+        let id = parse_show_id(id)?;
+        self.store.show(&id).await?.ok_or(ServiceError::NotFound { what: "show" })
+    }
+
+    pub async fn show(&self, id: &str) -> ServiceResult<ShowView> {
+        let show = self.show_record(id).await?;
+        self.show_view(&show, None).await
+    }
+
+    async fn show_view(&self, show: &ShowRecord, event: Option<&EventRecord>) -> ServiceResult<ShowView> {
+        let event = match event {
+            Some(event) => event.clone(),
+            None => self.store.event(&show.event_id).await?.ok_or(ServiceError::NotFound { what: "event" })?,
+        };
+        let venue = self.store.venue(&show.venue_id).await?.ok_or(ServiceError::NotFound { what: "venue" })?;
+        let state = self.store.inventory_state(&show.id, self.clock.now()).await?;
+        Ok(ShowView {
+            id: show.id.to_string(),
+            event_id: show.event_id.to_string(),
+            event_title: event.title,
+            venue_id: show.venue_id.to_string(),
+            venue_name: venue.venue.name,
+            city: venue.venue.city,
+            starts_at: rfc3339(show.starts_at),
+            sales_start: rfc3339(show.sales_start),
+            prices: show.prices.iter().map(|(k, v)| (k.clone(), MoneyView::from(v))).collect(),
+            hold_ttl_seconds: show.hold_ttl_seconds,
+            max_tickets_per_user: show.max_tickets_per_user,
+            waiting_room: show.waiting_room.clone(),
+            status: show.status.as_str().to_string(),
+            availability: summary_of(&state),
+            created_at: rfc3339(show.created_at),
+        })
+    }
+
+    /// The seat map and its ETag (the version plus places freed by time since).
+    pub async fn seat_map(&self, id: &str) -> ServiceResult<(SeatMapView, String)> {
+        let show = self.show_record(id).await?;
+        let layout = self.layout(&show.venue_id).await?;
+        let state = self.store.inventory_state(&show.id, self.clock.now()).await?;
+        let statuses: HashMap<&str, SeatStatus> = state.seats.iter().map(|(id, status)| (id.as_str(), *status)).collect();
+        let zero = show.prices.values().next().map(|m| Money::zero(m.currency.clone()));
+        let price_of = |category: &str| -> MoneyView {
+            show.prices
+                .get(category)
+                .or(zero.as_ref())
+                .map(MoneyView::from)
+                .unwrap_or(MoneyView { amount: 0, currency: "EUR".into() })
+        };
+        let seats = layout
+            .seats()
+            .map(|(section, row, seat)| SeatView {
+                id: seat.id.to_string(),
+                section: section.id.clone(),
+                row: row.label.clone(),
+                number: seat.number.clone(),
+                category: seat.category.clone(),
+                price: price_of(&seat.category),
+                status: statuses.get(seat.id.as_str()).copied().unwrap_or(SeatStatus::Available).as_str(),
+                x: seat.x,
+                y: seat.y,
+                accessible: seat.accessible,
+            })
+            .collect();
+        let standing = layout
+            .sections
+            .iter()
+            .filter_map(|section| match section.kind {
+                SectionKind::Standing { capacity } => {
+                    let live = state.standing.iter().find(|s| s.section == section.id);
+                    Some(StandingView {
+                        section: section.id.clone(),
+                        category: section.category.clone(),
+                        capacity,
+                        available: live.map(|s| s.available()).unwrap_or(capacity),
+                        price: price_of(&section.category),
+                    })
+                }
+                SectionKind::Seated { .. } => None,
+            })
+            .collect();
+        let etag = format!("W/\"{}-{}-{}\"", show.id, state.version, state.lapsed_places);
+        Ok((
+            SeatMapView { show_id: show.id.to_string(), version: state.version, seats, standing, summary: summary_of(&state) },
+            etag,
+        ))
+    }
+
+    pub async fn sales(&self, caller: &AuthUser, id: &str) -> ServiceResult<SalesView> {
+        caller.require(Role::Admin)?;
+        let show = self.show_record(id).await?;
+        let layout = self.layout(&show.venue_id).await?;
+        let (mut sections, revenue, tickets_sold) = self.store.sales(&show.id, self.clock.now()).await?;
+        let order: Vec<&str> = layout.sections.iter().map(|s| s.id.as_str()).collect();
+        sections.sort_by_key(|s| order.iter().position(|id| *id == s.section).unwrap_or(usize::MAX));
+        let currency = show.prices.values().next().map(|m| m.currency.as_str().to_string()).unwrap_or_else(|| "EUR".into());
+        Ok(SalesView {
+            show_id: show.id.to_string(),
+            sections: sections
+                .into_iter()
+                .map(|s| SectionSalesView { section: s.section, available: s.available, held: s.held, booked: s.booked })
+                .collect(),
+            revenue: MoneyView { amount: revenue, currency },
+            tickets_sold,
+        })
+    }
+}
+
+fn summary_of(state: &boxoffice_store::ShowInventoryState) -> Summary {
+    let mut summary = Summary { available: 0, held: 0, booked: 0 };
+    for (_, status) in &state.seats {
+        match status {
+            SeatStatus::Available => summary.available += 1,
+            SeatStatus::Held => summary.held += 1,
+            SeatStatus::Booked => summary.booked += 1,
+        }
+    }
+    for standing in &state.standing {
+        summary.available += u64::from(standing.available());
+        summary.held += u64::from(standing.held);
+        summary.booked += u64::from(standing.booked);
+    }
+    summary
+}

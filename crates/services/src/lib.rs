@@ -1,0 +1,104 @@
+//! Use cases of boxoffice: accounts, catalog, the buy flow, payments, and the
+//! background work (expiry sweeper, payment reconciliation).
+//!
+//! # Layout
+//! - [`auth`]: register, login, JWT access tokens, roles.
+//! - [`catalog`]: venues, events, shows, seat maps, sales.
+//! - [`booking`]: hold, release, confirm, cancel, check-in, expiry, reconciliation.
+//! - [`payments`]: the `PaymentGateway` port and the `sandbox` gateway.
+//! - [`views`]: the JSON shapes of API.md returned by the use cases.
+//! - [`error`]: `ServiceError`, one variant per answer of API.md.
+//!
+//! Services take their ports (`Store`, `PaymentGateway`, `Clock`) as trait
+//! objects so that tests and other deployments can swap adapters.
+
+pub mod auth;
+pub mod booking;
+pub mod catalog;
+pub mod clock;
+pub mod error;
+pub mod payments;
+pub mod secrets;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use boxoffice_store::Store;
+use tokio::sync::watch;
+
+pub use auth::{AuthService, AuthUser};
+pub use booking::{BookingConfig, BookingService, ErrorRenderer, IdempotencyRequest, Replayable};
+pub use catalog::CatalogService;
+pub use clock::{Clock, SystemClock};
+pub use error::{ServiceError, ServiceResult};
+pub use payments::{PaymentGateway, SandboxGateway};
+
+/// Everything the services need besides the store.
+#[derive(Debug, Clone, Default)]
+pub struct ServicesConfig {
+    pub booking: BookingConfig,
+    /// Delay of each sandbox gateway call, to simulate a real provider.
+    pub sandbox_latency: Duration,
+    /// HS256 secret for access tokens; generated and kept in the database when absent.
+    pub jwt_secret: Option<String>,
+    /// Hex Ed25519 seed for ticket codes; generated and kept in the database when absent.
+    pub ticket_signing_seed: Option<String>,
+}
+
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub auth: AuthService,
+    pub catalog: Arc<CatalogService>,
+    pub booking: BookingService,
+}
+
+impl Services {
+    pub async fn build(store: Arc<dyn Store>, config: ServicesConfig, render_error: ErrorRenderer) -> ServiceResult<Arc<Services>> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let secrets = secrets::load(store.as_ref(), &config).await?;
+        let gateway: Arc<dyn PaymentGateway> = Arc::new(SandboxGateway::new(store.clone(), clock.clone(), config.sandbox_latency));
+        let catalog = Arc::new(CatalogService::new(store.clone(), clock.clone()));
+        let booking = BookingService::new(
+            store.clone(),
+            clock.clone(),
+            gateway,
+            catalog.clone(),
+            Arc::new(secrets.ticket_signer),
+            config.booking.clone(),
+            render_error,
+        );
+        Ok(Arc::new(Services {
+            auth: AuthService::new(store.clone(), clock, &secrets.jwt_secret),
+            store,
+            catalog,
+            booking,
+        }))
+    }
+}
+
+/// Runs the expiry sweeper and payment reconciliation until `shutdown` flips.
+/// Reconciliation also runs once right away (start-up recovery).
+pub fn spawn_background(services: Arc<Services>, expiry_interval: Duration, reconcile_interval: Duration, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut expiry = tokio::time::interval(expiry_interval.max(Duration::from_millis(50)));
+        let mut reconcile = tokio::time::interval(reconcile_interval.max(Duration::from_millis(100)));
+        expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = expiry.tick() => {
+                    if let Err(error) = services.booking.expire_due_holds().await {
+                        tracing::warn!(%error, "expiry sweep failed; retrying next tick");
+                    }
+                }
+                _ = reconcile.tick() => {
+                    if let Err(error) = services.booking.reconcile_payments().await {
+                        tracing::warn!(%error, "payment reconciliation failed; retrying next tick");
+                    }
+                }
+            }
+        }
+    })
+}

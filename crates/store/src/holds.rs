@@ -1,0 +1,467 @@
+//! Holds: create, release, expire, and the payment state machine
+//! `ACTIVE → PAYING → CONFIRMED | RELEASED | ACTIVE`.
+
+use async_trait::async_trait;
+use boxoffice_domain::{BookingId, Currency, HoldId, HoldStatus, Money, SeatId, ShowId, UserId};
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::audit::write_audit;
+use crate::bookings::finish_booking;
+use crate::db::{flatten, from_millis, opt_from_millis, to_millis};
+use crate::error::TxError;
+use crate::idempotency::complete_in_tx;
+use crate::{
+    AuditEntry, BookingRecord, BookingRejection, HoldRecord, HoldRejection, HoldStateRejection,
+    IdempotencyCompletion, InventoryStore, NewBooking, NewHold, PaymentAbort,
+    PaymentStartRejection, SqlStore, StoreError, StoreResult,
+};
+
+/// Due holds expired inside one hold-creating transaction. Bounded so that a
+/// backlog (the sweeper was down) cannot make one request arbitrarily slow;
+/// the sweeper clears the rest.
+const LAZY_EXPIRY_BATCH_MAX: u32 = 200;
+
+pub(crate) const HOLD_COLUMNS: &str = "id, show_id, user_id, status, items, total_amount, currency, created_at, \
+     expires_at, payment_started_at, booking_id, ended_at";
+
+pub(crate) fn hold_from_row(row: &AnyRow) -> StoreResult<HoldRecord> {
+    let status: String = row.try_get("status")?;
+    let items: String = row.try_get("items")?;
+    let currency: String = row.try_get("currency")?;
+    let currency = Currency::parse(&currency).map_err(|e| StoreError::Other(e.to_string()))?;
+    Ok(HoldRecord {
+        id: HoldId::from_trusted(row.try_get("id")?),
+        show_id: ShowId::from_trusted(row.try_get("show_id")?),
+        user_id: UserId::from_trusted(row.try_get("user_id")?),
+        status: HoldStatus::parse(&status).ok_or_else(|| StoreError::Other(format!("hold status {status}")))?,
+        items: serde_json::from_str(&items)?,
+        total: Money { amount: row.try_get("total_amount")?, currency },
+        created_at: from_millis(row.try_get("created_at")?),
+        expires_at: from_millis(row.try_get("expires_at")?),
+        payment_started_at: opt_from_millis(row.try_get("payment_started_at")?),
+        booking_id: row.try_get::<Option<String>, _>("booking_id")?.map(BookingId::from_trusted),
+        ended_at: opt_from_millis(row.try_get("ended_at")?),
+    })
+}
+
+pub(crate) async fn load_hold(conn: &mut AnyConnection, id: &HoldId) -> StoreResult<Option<HoldRecord>> {
+    let row = sqlx::query(&format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1"))
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(hold_from_row).transpose()
+}
+
+/// Every change to a show's places bumps its version (the seat map's ETag).
+/// Done last in each transaction, so the show row is locked only briefly.
+pub(crate) async fn bump_version(conn: &mut AnyConnection, show_id: &ShowId) -> StoreResult<()> {
+    sqlx::query("UPDATE shows SET version = version + 1 WHERE id = $1")
+        .bind(show_id.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Puts a hold's places back on sale and gives the user's quota back.
+pub(crate) async fn free_held_places(conn: &mut AnyConnection, hold: &HoldRecord) -> StoreResult<()> {
+    let freed = sqlx::query(
+        "UPDATE show_seats SET status = 'AVAILABLE', hold_id = NULL, held_until = NULL \
+         WHERE hold_id = $1 AND status = 'HELD'",
+    )
+    .bind(hold.id.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if freed.rows_affected() != hold.items.seats.len() as u64 {
+        return Err(StoreError::Other(format!(
+            "hold {} owned {} seats, freed {}",
+            hold.id,
+            hold.items.seats.len(),
+            freed.rows_affected()
+        )));
+    }
+    for standing in &hold.items.standing {
+        sqlx::query("UPDATE show_standing SET held = held - $1 WHERE show_id = $2 AND section = $3")
+            .bind(i64::from(standing.quantity))
+            .bind(hold.show_id.as_str())
+            .bind(standing.section.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    give_back_quota(conn, &hold.user_id, &hold.show_id, hold.items.ticket_count()).await
+}
+
+pub(crate) async fn give_back_quota(conn: &mut AnyConnection, user: &UserId, show: &ShowId, tickets: u32) -> StoreResult<()> {
+    sqlx::query("UPDATE user_show_tickets SET tickets = tickets - $1 WHERE user_id = $2 AND show_id = $3")
+        .bind(i64::from(tickets))
+        .bind(user.as_str())
+        .bind(show.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub(crate) fn hold_audit(action: &'static str, hold: &HoldRecord, actor: Option<&UserId>, data: serde_json::Value) -> AuditEntry {
+    AuditEntry {
+        action,
+        actor_user_id: actor.cloned(),
+        show_id: Some(hold.show_id.clone()),
+        hold_id: Some(hold.id.clone()),
+        booking_id: hold.booking_id.clone(),
+        data,
+    }
+}
+
+fn places_json(hold: &HoldRecord) -> serde_json::Value {
+    serde_json::json!({
+        "seats": hold.items.seats.iter().map(|s| s.seat_id.as_str()).collect::<Vec<_>>(),
+        "standing": hold.items.standing.iter().map(|s| serde_json::json!({"section": s.section, "quantity": s.quantity})).collect::<Vec<_>>(),
+    })
+}
+
+/// Expires due `ACTIVE` holds (of one show, or of all shows) and frees their
+/// places. The conditional `status = 'ACTIVE'` makes concurrent expirers safe.
+pub(crate) async fn expire_due(conn: &mut AnyConnection, show_id: Option<&ShowId>, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<HoldRecord>> {
+    let show_condition = if show_id.is_some() { "show_id = $4 AND" } else { "" };
+    let sql = format!(
+        "UPDATE holds SET status = 'EXPIRED', ended_at = $1 WHERE id IN \
+         (SELECT id FROM holds WHERE {show_condition} status = 'ACTIVE' AND expires_at <= $2 ORDER BY expires_at LIMIT $3) \
+         AND status = 'ACTIVE' AND expires_at <= $2 RETURNING {HOLD_COLUMNS}"
+    );
+    let mut query = sqlx::query(&sql).bind(to_millis(now)).bind(to_millis(now)).bind(i64::from(limit));
+    if let Some(show_id) = show_id {
+        query = query.bind(show_id.as_str());
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    let mut expired = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let hold = hold_from_row(row)?;
+        free_held_places(conn, &hold).await?;
+        write_audit(conn, now, &[hold_audit("hold.expired", &hold, None, places_json(&hold))]).await?;
+        expired.push(hold);
+    }
+    let mut shows: Vec<&ShowId> = expired.iter().map(|hold| &hold.show_id).collect();
+    shows.sort();
+    shows.dedup();
+    for show in shows {
+        bump_version(conn, show).await?;
+    }
+    Ok(expired)
+}
+
+/// Reserves the user's quota for `requested` more places (invariant 6).
+async fn take_quota(conn: &mut AnyConnection, hold: &NewHold, requested: u32) -> Result<(), TxError<HoldRejection>> {
+    sqlx::query("INSERT INTO user_show_tickets (user_id, show_id, tickets) VALUES ($1, $2, 0) ON CONFLICT (user_id, show_id) DO NOTHING")
+        .bind(hold.user_id.as_str())
+        .bind(hold.show_id.as_str())
+        .execute(&mut *conn)
+        .await?;
+    let taken = sqlx::query(
+        "UPDATE user_show_tickets SET tickets = tickets + $1 \
+         WHERE user_id = $2 AND show_id = $3 AND tickets + $1 <= $4",
+    )
+    .bind(i64::from(requested))
+    .bind(hold.user_id.as_str())
+    .bind(hold.show_id.as_str())
+    .bind(i64::from(hold.max_tickets_per_user))
+    .execute(&mut *conn)
+    .await?;
+    if taken.rows_affected() == 1 {
+        return Ok(());
+    }
+    let already: i64 = sqlx::query("SELECT tickets FROM user_show_tickets WHERE user_id = $1 AND show_id = $2")
+        .bind(hold.user_id.as_str())
+        .bind(hold.show_id.as_str())
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("tickets")?;
+    Err(TxError::Rejected(HoldRejection::TicketLimitExceeded {
+        limit: hold.max_tickets_per_user,
+        already: u32::try_from(already).unwrap_or(u32::MAX),
+        requested,
+    }))
+}
+
+async fn take_places(conn: &mut AnyConnection, hold: &NewHold) -> Result<(), TxError<HoldRejection>> {
+    // Seat-ID order: two transactions never wait on each other's rows in a cycle.
+    let mut seat_ids: Vec<&SeatId> = hold.items.seats.iter().map(|seat| &seat.seat_id).collect();
+    seat_ids.sort();
+    let mut unavailable = Vec::new();
+    for seat_id in seat_ids {
+        let taken = sqlx::query(
+            "UPDATE show_seats SET status = 'HELD', hold_id = $1, held_until = $2 \
+             WHERE show_id = $3 AND seat_id = $4 AND status = 'AVAILABLE'",
+        )
+        .bind(hold.id.as_str())
+        .bind(to_millis(hold.expires_at))
+        .bind(hold.show_id.as_str())
+        .bind(seat_id.as_str())
+        .execute(&mut *conn)
+        .await?;
+        if taken.rows_affected() != 1 {
+            unavailable.push(seat_id.clone());
+        }
+    }
+    if !unavailable.is_empty() {
+        return Err(TxError::Rejected(HoldRejection::SeatsUnavailable { seat_ids: unavailable }));
+    }
+    for standing in &hold.items.standing {
+        let taken = sqlx::query(
+            "UPDATE show_standing SET held = held + $1 \
+             WHERE show_id = $2 AND section = $3 AND held + booked + $1 <= capacity",
+        )
+        .bind(i64::from(standing.quantity))
+        .bind(hold.show_id.as_str())
+        .bind(standing.section.as_str())
+        .execute(&mut *conn)
+        .await?;
+        if taken.rows_affected() != 1 {
+            let row = sqlx::query("SELECT capacity - held - booked AS available FROM show_standing WHERE show_id = $1 AND section = $2")
+                .bind(hold.show_id.as_str())
+                .bind(standing.section.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+            let available = match row {
+                Some(row) => row.try_get::<i64, _>("available")?,
+                None => 0,
+            };
+            return Err(TxError::Rejected(HoldRejection::StandingUnavailable {
+                section: standing.section.clone(),
+                available: u32::try_from(available.max(0)).unwrap_or(0),
+            }));
+        }
+    }
+    Ok(())
+}
+
+async fn insert_hold(conn: &mut AnyConnection, hold: &NewHold) -> StoreResult<HoldRecord> {
+    sqlx::query(
+        "INSERT INTO holds (id, show_id, user_id, status, items, ticket_count, total_amount, currency, created_at, expires_at) \
+         VALUES ($1, $2, $3, 'ACTIVE', $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(hold.id.as_str())
+    .bind(hold.show_id.as_str())
+    .bind(hold.user_id.as_str())
+    .bind(serde_json::to_string(&hold.items)?)
+    .bind(i64::from(hold.items.ticket_count()))
+    .bind(hold.total.amount)
+    .bind(hold.total.currency.as_str())
+    .bind(to_millis(hold.created_at))
+    .bind(to_millis(hold.expires_at))
+    .execute(&mut *conn)
+    .await?;
+    Ok(HoldRecord {
+        id: hold.id.clone(),
+        show_id: hold.show_id.clone(),
+        user_id: hold.user_id.clone(),
+        status: HoldStatus::Active,
+        items: hold.items.clone(),
+        total: hold.total.clone(),
+        created_at: hold.created_at,
+        expires_at: hold.expires_at,
+        payment_started_at: None,
+        booking_id: None,
+        ended_at: None,
+    })
+}
+
+#[async_trait]
+impl InventoryStore for SqlStore {
+    async fn inventory_state(&self, show_id: &ShowId, now: DateTime<Utc>) -> StoreResult<crate::ShowInventoryState> {
+        crate::bookings::inventory_state(&self.pool, show_id, now).await
+    }
+
+    async fn sales(&self, show_id: &ShowId, now: DateTime<Utc>) -> StoreResult<(Vec<crate::SectionSales>, i64, u64)> {
+        crate::bookings::sales(&self.pool, show_id, now).await
+    }
+
+    async fn create_hold(&self, hold: &NewHold, completion: Option<&IdempotencyCompletion>) -> StoreResult<Result<HoldRecord, HoldRejection>> {
+        crate::write_tx!(self, |conn| async {
+            expire_due(conn, Some(&hold.show_id), hold.created_at, LAZY_EXPIRY_BATCH_MAX).await?;
+            take_quota(conn, hold, hold.items.ticket_count()).await?;
+            take_places(conn, hold).await?;
+            let record = insert_hold(conn, hold).await?;
+            write_audit(conn, hold.created_at, &[hold_audit("hold.created", &record, Some(&hold.user_id), places_json(&record))]).await?;
+            if let Some(completion) = completion {
+                complete_in_tx(conn, completion, hold.created_at).await?;
+            }
+            bump_version(conn, &hold.show_id).await?;
+            Ok(record)
+        })
+    }
+
+    async fn hold(&self, id: &HoldId) -> StoreResult<Option<HoldRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        load_hold(&mut conn, id).await
+    }
+
+    async fn release_hold(&self, id: &HoldId, user: Option<&UserId>, now: DateTime<Utc>) -> StoreResult<Result<HoldRecord, HoldStateRejection>> {
+        crate::write_tx!(self, |conn| async {
+            let Some(current) = load_hold(conn, id).await? else {
+                return Err(TxError::Rejected(HoldStateRejection::NotFound));
+            };
+            if user.is_some_and(|user| *user != current.user_id) {
+                return Err(TxError::Rejected(HoldStateRejection::NotFound));
+            }
+            let row = sqlx::query(&format!(
+                "UPDATE holds SET status = 'RELEASED', ended_at = $1 WHERE id = $2 AND status = 'ACTIVE' RETURNING {HOLD_COLUMNS}"
+            ))
+            .bind(to_millis(now))
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(row) = row else {
+                return Err(TxError::Rejected(HoldStateRejection::NotActive));
+            };
+            let hold = hold_from_row(&row)?;
+            free_held_places(conn, &hold).await?;
+            write_audit(conn, now, &[hold_audit("hold.released", &hold, user, places_json(&hold))]).await?;
+            bump_version(conn, &hold.show_id).await?;
+            Ok(hold)
+        })
+    }
+
+    async fn expire_due_holds(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<HoldRecord>> {
+        flatten(crate::write_tx!(self, |conn| async {
+            Ok::<_, TxError<std::convert::Infallible>>(expire_due(conn, None, now, limit).await?)
+        }))
+    }
+
+    async fn begin_payment(&self, id: &HoldId, user: &UserId, now: DateTime<Utc>) -> StoreResult<Result<HoldRecord, PaymentStartRejection>> {
+        crate::write_tx!(self, |conn| async {
+            let Some(hold) = load_hold(conn, id).await? else {
+                return Err(TxError::Rejected(PaymentStartRejection::NotFound));
+            };
+            if hold.user_id != *user {
+                return Err(TxError::Rejected(PaymentStartRejection::NotFound));
+            }
+            match hold.status {
+                HoldStatus::Expired => return Err(TxError::Rejected(PaymentStartRejection::Expired)),
+                HoldStatus::Active if hold.expires_at <= now => {
+                    // Its time is up even if the sweeper has not run: say so
+                    // (the sweeper will free the places within seconds).
+                    return Err(TxError::Rejected(PaymentStartRejection::Expired));
+                }
+                HoldStatus::Active => {}
+                _ => return Err(TxError::Rejected(PaymentStartRejection::NotActive)),
+            }
+            let row = sqlx::query(&format!(
+                "UPDATE holds SET status = 'PAYING', payment_started_at = $1 \
+                 WHERE id = $2 AND status = 'ACTIVE' AND expires_at > $1 RETURNING {HOLD_COLUMNS}"
+            ))
+            .bind(to_millis(now))
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(row) = row else {
+                return Err(TxError::Rejected(PaymentStartRejection::NotActive));
+            };
+            let paying = hold_from_row(&row)?;
+            // A paying hold never lapses: its seats stay held until the
+            // payment's outcome is known.
+            sqlx::query("UPDATE show_seats SET held_until = NULL WHERE hold_id = $1 AND status = 'HELD'")
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await?;
+            write_audit(conn, now, &[hold_audit("payment.started", &paying, Some(user), serde_json::json!({"amount": paying.total}))]).await?;
+            Ok(paying)
+        })
+    }
+
+    async fn complete_booking(&self, booking: &NewBooking, now: DateTime<Utc>, completion: Option<&IdempotencyCompletion>) -> StoreResult<Result<BookingRecord, BookingRejection>> {
+        crate::write_tx!(self, |conn| async {
+            let record = finish_booking(conn, booking, now).await?;
+            if let Some(completion) = completion {
+                complete_in_tx(conn, completion, now).await?;
+            }
+            Ok(record)
+        })
+    }
+
+    async fn abort_payment(&self, id: &HoldId, abort: PaymentAbort, now: DateTime<Utc>, completion: Option<&IdempotencyCompletion>) -> StoreResult<Option<HoldRecord>> {
+        flatten(crate::write_tx!(self, |conn| async {
+            let Some(hold) = load_hold(conn, id).await? else {
+                return Ok::<_, TxError<std::convert::Infallible>>(None);
+            };
+            if hold.status != HoldStatus::Paying {
+                return Ok(None);
+            }
+            let (new_status, frees) = match abort {
+                PaymentAbort::Declined => ("RELEASED", true),
+                PaymentAbort::Unavailable if hold.expires_at <= now => ("EXPIRED", true),
+                PaymentAbort::Unavailable => ("ACTIVE", false),
+            };
+            let ended_at = frees.then(|| to_millis(now));
+            let row = sqlx::query(&format!(
+                "UPDATE holds SET status = $1, ended_at = $2 WHERE id = $3 AND status = 'PAYING' RETURNING {HOLD_COLUMNS}"
+            ))
+            .bind(new_status)
+            .bind(ended_at)
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let updated = hold_from_row(&row)?;
+            let mut audit = Vec::new();
+            match abort {
+                PaymentAbort::Declined => {
+                    audit.push(hold_audit("payment.declined", &updated, Some(&hold.user_id), serde_json::json!({"amount": hold.total})));
+                    audit.push(hold_audit("hold.released", &updated, Some(&hold.user_id), places_json(&updated)));
+                }
+                PaymentAbort::Unavailable => {
+                    audit.push(hold_audit("payment.failed", &updated, Some(&hold.user_id), serde_json::json!({"reason": "gateway_unavailable"})));
+                    if frees {
+                        audit.push(hold_audit("hold.expired", &updated, None, places_json(&updated)));
+                    }
+                }
+            }
+            if frees {
+                free_held_places(conn, &updated).await?;
+                bump_version(conn, &updated.show_id).await?;
+            } else {
+                sqlx::query("UPDATE show_seats SET held_until = $1 WHERE hold_id = $2 AND status = 'HELD'")
+                    .bind(to_millis(updated.expires_at))
+                    .bind(id.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            write_audit(conn, now, &audit).await?;
+            if let Some(completion) = completion {
+                complete_in_tx(conn, completion, now).await?;
+            }
+            Ok(Some(updated))
+        }))
+    }
+
+    async fn holds_in_payment(&self, started_before: DateTime<Utc>, limit: u32) -> StoreResult<Vec<HoldRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {HOLD_COLUMNS} FROM holds WHERE status = 'PAYING' AND payment_started_at < $1 ORDER BY payment_started_at LIMIT $2"
+        ))
+        .bind(to_millis(started_before))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(hold_from_row).collect()
+    }
+
+    async fn booking(&self, id: &boxoffice_domain::BookingId) -> StoreResult<Option<BookingRecord>> {
+        crate::bookings::load_booking(&self.pool, "id", id.as_str()).await
+    }
+
+    async fn booking_of_hold(&self, hold_id: &HoldId) -> StoreResult<Option<BookingRecord>> {
+        crate::bookings::load_booking(&self.pool, "hold_id", hold_id.as_str()).await
+    }
+
+    async fn list_bookings(&self, filter: &crate::BookingFilter, page: &crate::PageRequest) -> StoreResult<crate::Page<BookingRecord>> {
+        crate::bookings::list_bookings(&self.pool, filter, page).await
+    }
+
+    async fn cancel_booking(&self, id: &boxoffice_domain::BookingId, actor: &UserId, now: DateTime<Utc>) -> StoreResult<Result<BookingRecord, crate::CancelRejection>> {
+        crate::write_tx!(self, |conn| async { crate::bookings::cancel_in_tx(conn, id, actor, now).await })
+    }
+
+    async fn check_in(&self, ticket_id: &boxoffice_domain::TicketId, actor: &UserId, now: DateTime<Utc>) -> StoreResult<Result<crate::TicketRecord, crate::CheckinRejection>> {
+        crate::write_tx!(self, |conn| async { crate::bookings::check_in_tx(conn, ticket_id, actor, now).await })
+    }
+}
