@@ -25,8 +25,8 @@ pub const DATABASE_ACQUIRE_TIMEOUT_SECONDS: u64 = 10;
 pub const IDEMPOTENCY_STALE_AFTER_SECONDS: u64 = 60;
 /// Upper bound of every interval and latency knob: an hour. Anything longer
 /// is a typo (milliseconds given as seconds), not a configuration.
-pub const INTERVAL_MILLISECONDS_MAX: i64 = 3_600_000;
-pub const INTERVAL_SECONDS_MAX: i64 = 3_600;
+pub const INTERVAL_MILLISECONDS_MAX: u64 = 3_600_000;
+pub const INTERVAL_SECONDS_MAX: u64 = 3_600;
 
 /// boxoffice: a ticket-booking service (venues, shows, seat holds, payments,
 /// signed e-tickets).
@@ -171,10 +171,10 @@ pub struct ServeArgs {
     pub demo: bool,
     /// Redis, for seat soft-locks and caches across nodes. Accepted, not used yet.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<UrlWithCredentials>,
     /// NATS JetStream, for publishing domain events. Accepted, not used yet.
     #[arg(long, env = "NATS_URL", hide_env_values = true)]
-    pub nats_url: Option<String>,
+    pub nats_url: Option<UrlWithCredentials>,
     #[command(flatten)]
     pub admin: AdminAccountArgs,
     /// How often due holds are expired and their seats put back on sale. Above
@@ -281,6 +281,35 @@ impl From<String> for Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(\"[redacted]\")")
+    }
+}
+
+/// A URL that may carry a password (`redis://:password@host`). Its `Debug`
+/// output is [`redact_url`]ed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UrlWithCredentials(String);
+
+impl UrlWithCredentials {
+    /// The URL as given, password included.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with its password replaced, safe to log.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl From<String> for UrlWithCredentials {
+    fn from(value: String) -> UrlWithCredentials {
+        UrlWithCredentials(value)
+    }
+}
+
+impl fmt::Debug for UrlWithCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
     }
 }
 

@@ -33,7 +33,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         (Some(email), Some(password)) => ensure_admin(&services, email, password.expose()).await?,
         _ => ensure_demo_admin(&services).await?,
     };
-    load_once(&services, &admin).await?;
+    if let Some(summary) = load_once(&services, &admin).await? {
+        summary.print("http://127.0.0.1:8080");
+    }
     store.close().await;
     Ok(())
 }
@@ -55,8 +57,9 @@ pub async fn ensure_demo_admin(services: &Services) -> anyhow::Result<AuthUser> 
     Ok(admin)
 }
 
-/// Loads the demo data unless this database has it already.
-pub async fn load_once(services: &Services, admin: &AuthUser) -> anyhow::Result<()> {
+/// Loads the demo data unless this database has it already; returns what it
+/// created (to print once the server's address is known).
+pub async fn load_once(services: &Services, admin: &AuthUser) -> anyhow::Result<Option<DemoSummary>> {
     let marker = format!("{}-{}", Utc::now().to_rfc3339(), Alphanumeric.sample_string(&mut rand::thread_rng(), 16));
     let stored = services
         .store
@@ -65,17 +68,16 @@ pub async fn load_once(services: &Services, admin: &AuthUser) -> anyhow::Result<
         .context("cannot read the demo marker")?;
     if stored != marker {
         tracing::info!("demo data was loaded before; skipping (list it with GET /v1/events)");
-        return Ok(());
+        return Ok(None);
     }
     let summary = load(services, admin, Utc::now()).await.context(
         "loading the demo data failed half-way; start again on a fresh database to get the whole demo",
     )?;
-    summary.print();
-    Ok(())
+    Ok(Some(summary))
 }
 
 /// What was created, for the summary printed at start.
-struct DemoSummary {
+pub struct DemoSummary {
     venues: Vec<(String, String)>,
     events: Vec<CreatedEvent>,
 }
@@ -87,7 +89,8 @@ struct CreatedEvent {
 }
 
 impl DemoSummary {
-    fn print(&self) {
+    /// Prints the IDs and two sample requests against `base_url` to stderr.
+    pub fn print(&self, base_url: &str) {
         eprintln!();
         eprintln!("  demo data loaded:");
         for (id, name) in &self.venues {
@@ -101,8 +104,8 @@ impl DemoSummary {
         }
         if let Some((show_id, _, _)) = self.events.first().and_then(|event| event.shows.first()) {
             eprintln!("  try:");
-            eprintln!("    curl -s http://127.0.0.1:8080/v1/events | jq '.items[] | {{id, title}}'");
-            eprintln!("    curl -s http://127.0.0.1:8080/v1/shows/{show_id}/seats | jq .summary");
+            eprintln!("    curl -s {base_url}/v1/events | jq '.items[] | {{id, title}}'");
+            eprintln!("    curl -s {base_url}/v1/shows/{show_id}/seats | jq .summary");
         }
         eprintln!();
     }
@@ -184,7 +187,7 @@ fn club_prices(standard: i64, ga: i64) -> Value {
     json!({"standard": eur(standard), "ga": eur(ga)})
 }
 
-fn events() -> Vec<EventSpec> {
+fn event_specs() -> Vec<EventSpec> {
     const THEATRE: usize = 0;
     const CLUB: usize = 1;
     vec![
@@ -265,7 +268,7 @@ async fn load(services: &Services, admin: &AuthUser, now: DateTime<Utc>) -> anyh
         venues.push((venue.id, format!("{} ({})", venue.name, venue.city)));
     }
     let mut events = Vec::new();
-    for spec in events() {
+    for spec in event_specs() {
         let input = serde_json::from_value(spec.event).context("demo event JSON does not match the event input")?;
         let event = services
             .catalog
@@ -326,7 +329,7 @@ mod tests {
     #[test]
     fn every_show_prices_every_category_of_its_venue() {
         let venues = [theatre(), club()];
-        for spec in events() {
+        for spec in event_specs() {
             for (venue, _, prices) in &spec.shows {
                 for section in venues[*venue]["sections"].as_array().unwrap() {
                     let category = section["category"].as_str().unwrap();
@@ -339,7 +342,7 @@ mod tests {
     #[test]
     fn shows_start_in_the_coming_weeks() {
         let now = Utc::now();
-        for spec in events() {
+        for spec in event_specs() {
             for (_, days, _) in &spec.shows {
                 let starts_at = evening(now, *days);
                 assert!(starts_at > now + chrono::Duration::days(5));

@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod serve;
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -45,7 +46,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn init_logging(log: &config::LogArgs) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&log.filter)
         .with_context(|| format!("RUST_LOG / --log {:?} is not a valid log filter", log.filter))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal, never into files or pipes.
+    let colours = std::io::stderr().is_terminal();
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colours);
     let result = match log.log_format {
         config::LogFormat::Text => builder.try_init(),
         config::LogFormat::Json => builder.json().try_init(),

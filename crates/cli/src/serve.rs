@@ -30,12 +30,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (Some(email), Some(password)) => Some(ensure_admin(&services, email, password.expose()).await?),
         _ => None,
     };
+    let mut demo_summary = None;
     if args.demo {
         let admin = match admin {
             Some(admin) => admin,
             None => demo::ensure_demo_admin(&services).await?,
         };
-        demo::load_once(&services, &admin).await?;
+        demo_summary = demo::load_once(&services, &admin).await?;
     } else if admin.is_none() {
         tracing::info!(
             "no BOXOFFICE_ADMIN_EMAIL/BOXOFFICE_ADMIN_PASSWORD given; create an admin with \
@@ -60,6 +61,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (BOXOFFICE_LISTEN)", args.listen))?;
     let address = listener.local_addr().context("cannot read the listening address")?;
     announce(&format!("boxoffice listening on http://{address}"))?;
+    if let Some(summary) = demo_summary {
+        summary.print(&format!("http://{address}"));
+    }
     tracing::info!(%address, "accepting requests");
 
     let (shutdown_started, mut shutdown_seen) = watch::channel(false);
@@ -99,10 +103,10 @@ fn announce(line: &str) -> anyhow::Result<()> {
 
 fn warn_about_unused_services(args: &ServeArgs) {
     if let Some(url) = &args.redis_url {
-        tracing::info!(redis_url = %crate::config::redact_url(url), "REDIS_URL is set but not used yet: seat locks, caches and rate limits are in-process");
+        tracing::info!(redis_url = %url.redacted(), "REDIS_URL is set but not used yet: seat locks, caches and rate limits are in-process");
     }
     if let Some(url) = &args.nats_url {
-        tracing::info!(nats_url = %crate::config::redact_url(url), "NATS_URL is set but not used yet: domain events are not published");
+        tracing::info!(nats_url = %url.redacted(), "NATS_URL is set but not used yet: domain events are not published");
     }
 }
 

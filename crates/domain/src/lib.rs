@@ -15,7 +15,7 @@
 //! - [`text`]: rules for free text and category names.
 //! - [`field_error`]: [`FieldError`], the per-field validation message.
 //! - [`layout`]: venue input, its validation, and the validated [`VenueLayout`].
-//! - [`best_available`]: picking adjacent seats for a best-available hold.
+//! - [`mod@best_available`]: picking adjacent seats for a best-available hold.
 //! - [`hold`]: parsing a hold request into a [`HoldSelection`].
 //! - [`inventory`]: [`ShowInventory`], the all-or-nothing hold model of one show.
 //! - [`status`]: the status enums shared by every layer.

@@ -11,8 +11,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use boxoffice_domain::{
-    is_hold_expired, HoldId, HoldSelection, InventoryError, SeatId, SeatStatus, ShowInventory,
-    UserId, VenueLayout,
+    is_hold_expired, HeldPlaces, HoldId, HoldSelection, InventoryError, SeatId, SeatStatus,
+    ShowInventory, UserId, VenueLayout,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
@@ -229,7 +229,7 @@ impl Model {
         &self,
         user: usize,
         selection: &HoldSelection,
-    ) -> Result<Option<(Vec<SeatId>, Vec<(String, u32)>)>, InventoryError> {
+    ) -> Result<Option<HeldPlaces>, InventoryError> {
         let already = self.user_places(user);
         let within_limit = |requested: u32| {
             if already + requested > self.max {
@@ -267,7 +267,10 @@ impl Model {
                 if !taken.is_empty() {
                     return Err(InventoryError::SeatsUnavailable { seat_ids: taken });
                 }
-                Ok(Some((unique, Vec::new())))
+                Ok(Some(HeldPlaces {
+                    seats: unique,
+                    standing: Vec::new(),
+                }))
             }
             HoldSelection::BestAvailable { quantity, category } => {
                 within_limit(*quantity)?;
@@ -291,7 +294,10 @@ impl Model {
                         available,
                     });
                 }
-                Ok(Some((Vec::new(), vec![(section.clone(), *quantity)])))
+                Ok(Some(HeldPlaces {
+                    seats: Vec::new(),
+                    standing: vec![(section.clone(), *quantity)],
+                }))
             }
         }
     }
@@ -415,9 +421,8 @@ fn run(layout: VenueLayout, max: u32, ops: Vec<Op>) -> Result<(), TestCaseError>
                 match (predicted, result) {
                     (Err(expected), actual) => prop_assert_eq!(actual, Err(expected)),
                     (Ok(expected), Ok(held)) => {
-                        if let Some((seats, standing)) = expected {
-                            prop_assert_eq!(&held.seats, &seats);
-                            prop_assert_eq!(&held.standing, &standing);
+                        if let Some(expected) = expected {
+                            prop_assert_eq!(&held, &expected);
                         }
                         model.check_best(&held.seats, &selection)?;
                         let hold = ModelHold {

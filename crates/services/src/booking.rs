@@ -207,7 +207,7 @@ impl BookingService {
     ) -> ServiceResult<HoldView> {
         let now = self.clock.now();
         let items = self.resolve_selection(show, layout, selection, now).await?;
-        let currency = show.prices.values().next().map(|m| m.currency.clone()).ok_or_else(|| ServiceError::Internal("show without prices".into()))?;
+        let currency = show.prices.values().next().map(|m| m.currency).ok_or_else(|| ServiceError::Internal("show without prices".into()))?;
         let mut total = Money::zero(currency);
         for seat in &items.seats {
             total = total.checked_add(&seat.price).map_err(|e| ServiceError::Internal(e.to_string()))?;

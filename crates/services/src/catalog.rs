@@ -569,7 +569,7 @@ impl CatalogService {
         let layout = self.layout(&show.venue_id).await?;
         let state = self.store.inventory_state(&show.id, self.clock.now()).await?;
         let statuses: HashMap<&str, SeatStatus> = state.seats.iter().map(|(id, status)| (id.as_str(), *status)).collect();
-        let zero = show.prices.values().next().map(|m| Money::zero(m.currency.clone()));
+        let zero = show.prices.values().next().map(|m| Money::zero(m.currency));
         let price_of = |category: &str| -> MoneyView {
             show.prices
                 .get(category)

@@ -171,9 +171,10 @@ fn standing_sections_are_ignored() {
 }
 
 #[test]
-fn fast_enough_for_a_fifty_thousand_seat_venue() {
+fn finds_the_last_free_pair_of_a_fifty_thousand_seat_venue() {
     // 50 sections × 50 rows × 20 seats, all taken but the very last seat
-    // pair: the whole venue is scanned once.
+    // pair: the whole venue is scanned. (Speed is measured in benchmarks,
+    // never asserted in tests.)
     let row = "xxxxxxxxxxxxxxxxxxxx";
     let rows: Vec<&str> = vec![row; 50];
     let mut sections: Vec<&[&str]> = vec![rows.as_slice(); 49];
@@ -182,10 +183,7 @@ fn fast_enough_for_a_fifty_thousand_seat_venue() {
     sections.push(last_rows.as_slice());
     let (layout, taken) = layout(&sections);
     assert_eq!(layout.seat_count(), 50_000);
-    let started = std::time::Instant::now();
     let is_available = |id: &SeatId| !taken.contains(id);
     let seats = best_available(&layout, &is_available, 2, None).unwrap();
     assert_eq!(seats[0].as_str(), "S49-50-19");
-    // Generous for an unoptimised debug build on a busy machine.
-    assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }

@@ -11,18 +11,19 @@
 //! layer can use it as its in-memory inventory engine.
 
 mod invariants;
+mod queries;
+mod request;
 mod types;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::best_available::best_available;
 use crate::hold::{is_hold_expired, HoldSelection};
 use crate::ids::{HoldId, UserId};
 use crate::layout::VenueLayout;
 use crate::seat::SeatId;
-use crate::status::{ReleaseReason, SeatStatus};
+use crate::status::ReleaseReason;
 
 use types::{Claim, HoldRecord, Phase, StandingPool};
 pub use types::{HeldPlaces, InventoryError};
@@ -166,157 +167,11 @@ impl ShowInventory {
         }
     }
 
-    pub fn max_tickets_per_user(&self) -> u32 {
-        self.max_tickets_per_user
-    }
-
-    /// Places `user` holds or booked (holds swept at the last operation).
-    pub fn user_places(&self, user: &UserId) -> u32 {
-        self.places_by_user.get(user).copied().unwrap_or(0)
-    }
-
-    /// A seat's status at `now`, or `None` for a seat not in the venue.
-    pub fn seat_status(&self, seat: &SeatId, now: DateTime<Utc>) -> Option<SeatStatus> {
-        let index = *self.seat_index.get(seat)?;
-        let Some(owner) = self.seat_owner.get(index)?.as_ref() else {
-            return Some(SeatStatus::Available);
-        };
-        let status = match self.holds.get(owner) {
-            Some(record) if record.is_live(now) => match record.phase {
-                Phase::Booked => SeatStatus::Booked,
-                Phase::Held | Phase::Ended(_) => SeatStatus::Held,
-            },
-            _ => SeatStatus::Available,
-        };
-        Some(status)
-    }
-
-    /// Free places of a standing section at `now`, or `None` if there is
-    /// no such standing section.
-    pub fn standing_available(&self, section: &str, now: DateTime<Utc>) -> Option<u32> {
-        let pool_index = *self.pool_index.get(section)?;
-        let pool = self.pools.get(pool_index)?;
-        // Places of holds that expired but were not swept yet are free.
-        let expired: u32 = self
-            .expiry_queue
-            .iter()
-            .take_while(|(expires_at, _)| is_hold_expired(*expires_at, now))
-            .filter_map(|(_, hold_id)| self.holds.get(hold_id))
-            .flat_map(|record| &record.standing)
-            .filter(|(pool, _)| *pool == pool_index)
-            .map(|(_, quantity)| *quantity)
-            .sum();
-        Some(pool.capacity - pool.taken.saturating_sub(expired).min(pool.capacity))
-    }
-
-    /// The places of a hold that still holds or booked them.
-    pub fn hold_places(&self, hold_id: &HoldId) -> Option<HeldPlaces> {
-        let record = self.holds.get(hold_id)?;
-        matches!(record.phase, Phase::Held | Phase::Booked).then(|| self.places_of(record))
-    }
-
     fn phase(&self, hold_id: &HoldId) -> Result<Phase, InventoryError> {
         self.holds
             .get(hold_id)
             .map(|record| record.phase)
             .ok_or(InventoryError::NoSuchHold)
-    }
-
-    /// Maps a selection onto seat indices and standing pools.
-    fn locate<'a>(&self, selection: &'a HoldSelection) -> Result<Request<'a>, InventoryError> {
-        let request = match selection {
-            HoldSelection::Seats(seat_ids) => {
-                let mut seen = HashSet::new();
-                let mut seats = Vec::with_capacity(seat_ids.len());
-                for seat_id in seat_ids {
-                    let index = *self
-                        .seat_index
-                        .get(seat_id)
-                        .ok_or_else(|| InventoryError::UnknownSeat(seat_id.clone()))?;
-                    // A seat listed twice is held once.
-                    if seen.insert(index) {
-                        seats.push(index);
-                    }
-                }
-                Request::Seats(seats)
-            }
-            HoldSelection::BestAvailable { quantity, category } => Request::BestAvailable {
-                quantity: *quantity,
-                category: category.as_deref(),
-            },
-            HoldSelection::Standing { section, quantity } => {
-                let pool = *self
-                    .pool_index
-                    .get(section)
-                    .ok_or_else(|| InventoryError::UnknownSection(section.clone()))?;
-                Request::Standing {
-                    pool,
-                    quantity: *quantity,
-                }
-            }
-        };
-        if request.place_count() == 0 {
-            // An empty hold would be a hold on nothing; nothing is never
-            // available.
-            return Err(InventoryError::SeatsUnavailable {
-                seat_ids: Vec::new(),
-            });
-        }
-        Ok(request)
-    }
-
-    /// Finds the free places the request asks for, without taking them.
-    fn claim(&self, request: Request<'_>) -> Result<Claim, InventoryError> {
-        match request {
-            Request::Seats(seats) => {
-                let taken: Vec<SeatId> = seats
-                    .iter()
-                    .filter(|&&index| !self.is_free(index))
-                    .filter_map(|&index| self.seat_ids.get(index).cloned())
-                    .collect();
-                if !taken.is_empty() {
-                    return Err(InventoryError::SeatsUnavailable { seat_ids: taken });
-                }
-                Ok(Claim::seats(seats))
-            }
-            Request::BestAvailable { quantity, category } => {
-                let is_free = |seat: &SeatId| {
-                    self.seat_index
-                        .get(seat)
-                        .is_some_and(|&index| self.is_free(index))
-                };
-                let chosen = best_available(&self.layout, &is_free, quantity, category).ok_or(
-                    InventoryError::SeatsUnavailable {
-                        seat_ids: Vec::new(),
-                    },
-                )?;
-                let seats = chosen
-                    .iter()
-                    .filter_map(|seat| self.seat_index.get(seat).copied())
-                    .collect();
-                Ok(Claim::seats(seats))
-            }
-            Request::Standing { pool, quantity } => {
-                let Some(standing) = self.pools.get(pool) else {
-                    return Err(InventoryError::UnknownSection(String::new()));
-                };
-                let available = standing.capacity.saturating_sub(standing.taken);
-                if quantity > available {
-                    return Err(InventoryError::NotEnoughStanding {
-                        section: standing.section.clone(),
-                        available,
-                    });
-                }
-                Ok(Claim {
-                    seats: Vec::new(),
-                    standing: vec![(pool, quantity)],
-                })
-            }
-        }
-    }
-
-    fn is_free(&self, seat: usize) -> bool {
-        matches!(self.seat_owner.get(seat), Some(None))
     }
 
     /// Takes the claimed places for the hold.
@@ -412,30 +267,6 @@ impl ShowInventory {
             *user_places = user_places.saturating_sub(places);
             if *user_places == 0 {
                 self.places_by_user.remove(&record.user);
-            }
-        }
-    }
-}
-
-/// A selection mapped onto this show's seats and pools.
-enum Request<'a> {
-    Seats(Vec<usize>),
-    BestAvailable {
-        quantity: u32,
-        category: Option<&'a str>,
-    },
-    Standing {
-        pool: usize,
-        quantity: u32,
-    },
-}
-
-impl Request<'_> {
-    fn place_count(&self) -> u32 {
-        match self {
-            Request::Seats(seats) => u32::try_from(seats.len()).unwrap_or(u32::MAX),
-            Request::BestAvailable { quantity, .. } | Request::Standing { quantity, .. } => {
-                *quantity
             }
         }
     }

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::*;
 use crate::layout::VenueInput;
+use crate::status::SeatStatus;
 
 fn layout() -> VenueLayout {
     let input = json!({

@@ -1,5 +1,8 @@
 //! Small random venue layouts for the property tests.
 
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
 use boxoffice_domain::{VenueInput, VenueLayout};
 use proptest::prelude::*;
 use serde_json::json;
