@@ -82,7 +82,12 @@ pub enum LogFormat {
 pub struct DatabaseArgs {
     /// `sqlite://boxoffice.db` (a file in the working directory),
     /// `sqlite:///abs/path.db`, or `postgres://user:password@host/db`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://boxoffice.db", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://boxoffice.db",
+        hide_env_values = true
+    )]
     pub database_url: String,
     /// Maximum database connections of this process (SQLite uses at most 8).
     #[arg(
@@ -153,8 +158,14 @@ impl ServicesArgs {
                 idempotency_stale_after: Duration::from_secs(IDEMPOTENCY_STALE_AFTER_SECONDS),
             },
             sandbox_latency: Duration::from_millis(self.sandbox_latency_ms),
-            jwt_secret: self.jwt_secret.as_ref().map(|secret| secret.expose().to_string()),
-            ticket_signing_seed: self.ticket_signing_key.as_ref().map(|secret| secret.expose().to_string()),
+            jwt_secret: self
+                .jwt_secret
+                .as_ref()
+                .map(|secret| secret.expose().to_string()),
+            ticket_signing_seed: self
+                .ticket_signing_key
+                .as_ref()
+                .map(|secret| secret.expose().to_string()),
         }
     }
 }
@@ -166,6 +177,10 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the chosen URL is printed).
     #[arg(long, env = "BOXOFFICE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Also serve `/metrics` (only) on this address, for operators who keep
+    /// it off the public listener.
+    #[arg(long, env = "BOXOFFICE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Load demo venues, events and shows on first start (see `boxoffice demo`).
     #[arg(long, env = "BOXOFFICE_DEMO", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub demo: bool,
@@ -191,7 +206,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "BOXOFFICE_RECONCILE_INTERVAL_SECONDS",
-        default_value_t = 5,
+        default_value_t = 2,
         value_parser = clap::value_parser!(u64).range(1..=INTERVAL_SECONDS_MAX)
     )]
     pub reconcile_interval_seconds: u64,
@@ -212,7 +227,12 @@ pub struct AdminAccountArgs {
     #[arg(long, env = "BOXOFFICE_ADMIN_EMAIL", requires = "admin_password")]
     pub admin_email: Option<String>,
     /// Password of that admin (8 to 128 characters).
-    #[arg(long, env = "BOXOFFICE_ADMIN_PASSWORD", hide_env_values = true, requires = "admin_email")]
+    #[arg(
+        long,
+        env = "BOXOFFICE_ADMIN_PASSWORD",
+        hide_env_values = true,
+        requires = "admin_email"
+    )]
     pub admin_password: Option<Secret>,
 }
 
@@ -321,10 +341,10 @@ pub fn redact_url(url: &str) -> String {
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     match authority.rsplit_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split_once(':').map_or(credentials, |(user, _)| user);
-            format!("{scheme}://{user}:[redacted]@{host}{tail}")
-        }
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:[redacted]@{host}{tail}"),
+            None => url.to_string(),
+        },
         None => url.to_string(),
     }
 }
@@ -339,7 +359,14 @@ mod tests {
             redact_url("postgres://bob:hunter2@db.internal:5432/boxoffice?sslmode=require"),
             "postgres://bob:[redacted]@db.internal:5432/boxoffice?sslmode=require"
         );
-        assert_eq!(redact_url("redis://:pa%40ss@cache:6379/0"), "redis://:[redacted]@cache:6379/0");
+        assert_eq!(
+            redact_url("redis://:pa%40ss@cache:6379/0"),
+            "redis://:[redacted]@cache:6379/0"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/db"),
+            "postgres://postgres@127.0.0.1/db"
+        );
         assert_eq!(redact_url("sqlite://boxoffice.db"), "sqlite://boxoffice.db");
         assert_eq!(redact_url("sqlite:///tmp/x@y.db"), "sqlite:///tmp/x@y.db");
         assert_eq!(redact_url("not a url"), "not a url");
@@ -365,7 +392,13 @@ mod tests {
         ])
         .expect("parse");
         let debug = format!("{cli:?}");
-        for secret in ["hunter2", "jwt-secret-value", "00112233", "admin-password-value", "redispass"] {
+        for secret in [
+            "hunter2",
+            "jwt-secret-value",
+            "00112233",
+            "admin-password-value",
+            "redispass",
+        ] {
             assert!(!debug.contains(secret), "{secret} leaked in {debug}");
         }
         assert!(debug.contains("root@example.com"));
@@ -381,16 +414,50 @@ mod tests {
     #[test]
     fn defaults_need_nothing() {
         let cli = Cli::try_parse_from(["boxoffice", "serve"]).expect("parse");
-        let Command::Serve(serve) = cli.command else { panic!("not serve") };
-        assert_default("BOXOFFICE_LISTEN", serve.listen.to_string().as_str(), "127.0.0.1:8080");
+        let Command::Serve(serve) = cli.command else {
+            panic!("not serve")
+        };
+        assert_default(
+            "BOXOFFICE_LISTEN",
+            serve.listen.to_string().as_str(),
+            "127.0.0.1:8080",
+        );
         assert_default("BOXOFFICE_DEMO", serve.demo, false);
-        assert_default("DATABASE_URL", serve.services.database.database_url.as_str(), "sqlite://boxoffice.db");
-        assert_default("BOXOFFICE_DATABASE_POOL_SIZE", serve.services.database.database_pool_size, 10);
-        assert_default("BOXOFFICE_PAYMENT_TIMEOUT_MS", serve.services.payment_timeout_ms, 5_000);
-        assert_default("BOXOFFICE_SANDBOX_LATENCY_MS", serve.services.sandbox_latency_ms, 0);
-        assert_default("BOXOFFICE_EXPIRY_INTERVAL_MS", serve.expiry_interval_ms, 1_000);
-        assert_default("BOXOFFICE_RECONCILE_INTERVAL_SECONDS", serve.reconcile_interval_seconds, 5);
-        assert_default("BOXOFFICE_REQUEST_TIMEOUT_SECONDS", serve.request_timeout_seconds, 30);
+        assert_default(
+            "DATABASE_URL",
+            serve.services.database.database_url.as_str(),
+            "sqlite://boxoffice.db",
+        );
+        assert_default(
+            "BOXOFFICE_DATABASE_POOL_SIZE",
+            serve.services.database.database_pool_size,
+            10,
+        );
+        assert_default(
+            "BOXOFFICE_PAYMENT_TIMEOUT_MS",
+            serve.services.payment_timeout_ms,
+            5_000,
+        );
+        assert_default(
+            "BOXOFFICE_SANDBOX_LATENCY_MS",
+            serve.services.sandbox_latency_ms,
+            0,
+        );
+        assert_default(
+            "BOXOFFICE_EXPIRY_INTERVAL_MS",
+            serve.expiry_interval_ms,
+            1_000,
+        );
+        assert_default(
+            "BOXOFFICE_RECONCILE_INTERVAL_SECONDS",
+            serve.reconcile_interval_seconds,
+            5,
+        );
+        assert_default(
+            "BOXOFFICE_REQUEST_TIMEOUT_SECONDS",
+            serve.request_timeout_seconds,
+            30,
+        );
         assert_default("RUST_LOG", cli.log.filter.as_str(), "info");
         assert_default("BOXOFFICE_LOG_FORMAT", cli.log.log_format, LogFormat::Text);
     }
@@ -398,9 +465,15 @@ mod tests {
     #[test]
     fn limits_are_enforced() {
         assert!(Cli::try_parse_from(["boxoffice", "serve", "--database-pool-size", "0"]).is_err());
-        assert!(Cli::try_parse_from(["boxoffice", "serve", "--database-pool-size", "1000"]).is_ok());
-        assert!(Cli::try_parse_from(["boxoffice", "serve", "--database-pool-size", "1001"]).is_err());
-        assert!(Cli::try_parse_from(["boxoffice", "serve", "--request-timeout-seconds", "0"]).is_err());
+        assert!(
+            Cli::try_parse_from(["boxoffice", "serve", "--database-pool-size", "1000"]).is_ok()
+        );
+        assert!(
+            Cli::try_parse_from(["boxoffice", "serve", "--database-pool-size", "1001"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["boxoffice", "serve", "--request-timeout-seconds", "0"]).is_err()
+        );
         assert!(Cli::try_parse_from(["boxoffice", "serve", "--listen", "127.0.0.1:0"]).is_ok());
         // An admin e-mail without its password (or the reverse) is a mistake.
         assert!(Cli::try_parse_from(["boxoffice", "serve", "--admin-email", "a@b.c"]).is_err());
@@ -409,15 +482,34 @@ mod tests {
     #[test]
     fn create_user_parses_roles() {
         let cli = Cli::try_parse_from([
-            "boxoffice", "admin", "create-user", "--email", "door@example.com", "--password", "door-password", "--role", "staff",
+            "boxoffice",
+            "admin",
+            "create-user",
+            "--email",
+            "door@example.com",
+            "--password",
+            "door-password",
+            "--role",
+            "staff",
         ])
         .expect("parse");
-        let Command::Admin { command: AdminCommand::CreateUser(args) } = cli.command else {
+        let Command::Admin {
+            command: AdminCommand::CreateUser(args),
+        } = cli.command
+        else {
             panic!("not admin create-user")
         };
         assert_eq!(Role::from(args.role), Role::Staff);
         assert!(Cli::try_parse_from([
-            "boxoffice", "admin", "create-user", "--email", "x@example.com", "--password", "password1", "--role", "root",
+            "boxoffice",
+            "admin",
+            "create-user",
+            "--email",
+            "x@example.com",
+            "--password",
+            "password1",
+            "--role",
+            "root",
         ])
         .is_err());
     }

@@ -33,8 +33,12 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         (Some(email), Some(password)) => ensure_admin(&services, email, password.expose()).await?,
         _ => ensure_demo_admin(&services).await?,
     };
-    if let Some(summary) = load_once(&services, &admin).await? {
-        summary.print("http://127.0.0.1:8080");
+    match load_once(&services, &admin).await? {
+        Some(summary) => {
+            summary.print("http://127.0.0.1:8080");
+            println!("demo data loaded");
+        }
+        None => println!("demo data was loaded before; nothing to do"),
     }
     store.close().await;
     Ok(())
@@ -43,7 +47,8 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
 /// Creates `admin@boxoffice.local` with a generated password unless it
 /// exists, and prints its credentials to stderr.
 pub async fn ensure_demo_admin(services: &Services) -> anyhow::Result<AuthUser> {
-    let fresh_password = Alphanumeric.sample_string(&mut rand::thread_rng(), DEMO_ADMIN_PASSWORD_LENGTH);
+    let fresh_password =
+        Alphanumeric.sample_string(&mut rand::thread_rng(), DEMO_ADMIN_PASSWORD_LENGTH);
     let password = services
         .store
         .setting_get_or_insert(DEMO_ADMIN_PASSWORD_SETTING, &fresh_password)
@@ -52,15 +57,24 @@ pub async fn ensure_demo_admin(services: &Services) -> anyhow::Result<AuthUser> 
     let admin = ensure_admin(services, DEMO_ADMIN_EMAIL, &password).await?;
     eprintln!();
     eprintln!("  demo admin: {DEMO_ADMIN_EMAIL}  password: {password}");
-    eprintln!("  (set BOXOFFICE_ADMIN_EMAIL and BOXOFFICE_ADMIN_PASSWORD to use your own admin instead)");
+    eprintln!(
+        "  (set BOXOFFICE_ADMIN_EMAIL and BOXOFFICE_ADMIN_PASSWORD to use your own admin instead)"
+    );
     eprintln!();
     Ok(admin)
 }
 
 /// Loads the demo data unless this database has it already; returns what it
 /// created (to print once the server's address is known).
-pub async fn load_once(services: &Services, admin: &AuthUser) -> anyhow::Result<Option<DemoSummary>> {
-    let marker = format!("{}-{}", Utc::now().to_rfc3339(), Alphanumeric.sample_string(&mut rand::thread_rng(), 16));
+pub async fn load_once(
+    services: &Services,
+    admin: &AuthUser,
+) -> anyhow::Result<Option<DemoSummary>> {
+    let marker = format!(
+        "{}-{}",
+        Utc::now().to_rfc3339(),
+        Alphanumeric.sample_string(&mut rand::thread_rng(), 16)
+    );
     let stored = services
         .store
         .setting_get_or_insert(DEMO_MARKER_SETTING, &marker)
@@ -112,7 +126,14 @@ impl DemoSummary {
 }
 
 /// A seated section whose rows get wider toward the back, as in a real hall.
-fn seated(id: &str, name: &str, category: &str, rows: &[&str], first_row_seats: i64, growth: i64) -> Value {
+fn seated(
+    id: &str,
+    name: &str,
+    category: &str,
+    rows: &[&str],
+    first_row_seats: i64,
+    growth: i64,
+) -> Value {
     let rows: Vec<Value> = rows
         .iter()
         .zip(0..)
@@ -170,7 +191,8 @@ fn eur(amount: i64) -> Value {
 /// 19:00 UTC (20:00 in Berlin in winter) `days` days from `now`.
 fn evening(now: DateTime<Utc>, days: u64) -> DateTime<Utc> {
     let date = now.date_naive() + Days::new(days);
-    date.and_time(NaiveTime::from_hms_opt(19, 0, 0).unwrap_or_default()).and_utc()
+    date.and_time(NaiveTime::from_hms_opt(19, 0, 0).unwrap_or_default())
+        .and_utc()
 }
 
 struct EventSpec {
@@ -239,7 +261,10 @@ fn event_specs() -> Vec<EventSpec> {
                 "genre": "electronic",
                 "tags": ["techno", "dj", "dance"],
             }),
-            shows: vec![(CLUB, 14, club_prices(4_500, 2_900)), (CLUB, 15, club_prices(4_500, 2_900))],
+            shows: vec![
+                (CLUB, 14, club_prices(4_500, 2_900)),
+                (CLUB, 15, club_prices(4_500, 2_900)),
+            ],
         },
         EventSpec {
             event: json!({
@@ -255,26 +280,32 @@ fn event_specs() -> Vec<EventSpec> {
 }
 
 /// Creates the venues, events and shows as `admin`.
-async fn load(services: &Services, admin: &AuthUser, now: DateTime<Utc>) -> anyhow::Result<DemoSummary> {
+async fn load(
+    services: &Services,
+    admin: &AuthUser,
+    now: DateTime<Utc>,
+) -> anyhow::Result<DemoSummary> {
     let mut venues = Vec::new();
     for layout in [theatre(), club()] {
-        let input = serde_json::from_value(layout).context("demo venue JSON does not match the venue input")?;
+        let input = serde_json::from_value(layout)
+            .context("demo venue JSON does not match the venue input")?;
         let venue = services
             .catalog
             .create_venue(admin, input)
             .await
-            .map_err(|error| anyhow::anyhow!("creating a demo venue: {error:?}"))?;
+            .map_err(|error| crate::explain("creating a demo venue", &error))?;
         tracing::info!(venue_id = %venue.id, seats = venue.seat_count, standing = venue.standing_capacity, "demo venue created");
         venues.push((venue.id, format!("{} ({})", venue.name, venue.city)));
     }
     let mut events = Vec::new();
     for spec in event_specs() {
-        let input = serde_json::from_value(spec.event).context("demo event JSON does not match the event input")?;
+        let input = serde_json::from_value(spec.event)
+            .context("demo event JSON does not match the event input")?;
         let event = services
             .catalog
             .create_event(admin, input)
             .await
-            .map_err(|error| anyhow::anyhow!("creating a demo event: {error:?}"))?;
+            .map_err(|error| crate::explain("creating a demo event", &error))?;
         let mut shows = Vec::new();
         for (venue_index, days, prices) in spec.shows {
             let (venue_id, venue_name) = &venues[venue_index];
@@ -289,10 +320,14 @@ async fn load(services: &Services, admin: &AuthUser, now: DateTime<Utc>) -> anyh
                 .catalog
                 .create_show(admin, &event.id, input)
                 .await
-                .map_err(|error| anyhow::anyhow!("creating a demo show: {error:?}"))?;
+                .map_err(|error| crate::explain("creating a demo show", &error))?;
             shows.push((show.id, show.starts_at, venue_name.clone()));
         }
-        events.push(CreatedEvent { id: event.id, title: event.title, shows });
+        events.push(CreatedEvent {
+            id: event.id,
+            title: event.title,
+            shows,
+        });
     }
     Ok(DemoSummary { venues, events })
 }
@@ -321,7 +356,8 @@ mod tests {
     #[test]
     fn demo_layouts_pass_venue_validation() {
         for layout in [theatre(), club()] {
-            let input: boxoffice_domain::VenueInput = serde_json::from_value(layout).expect("venue input");
+            let input: boxoffice_domain::VenueInput =
+                serde_json::from_value(layout).expect("venue input");
             input.validate().expect("valid layout");
         }
     }
@@ -333,7 +369,11 @@ mod tests {
             for (venue, _, prices) in &spec.shows {
                 for section in venues[*venue]["sections"].as_array().unwrap() {
                     let category = section["category"].as_str().unwrap();
-                    assert!(prices.get(category).is_some(), "{} lacks a {category} price", spec.event["title"]);
+                    assert!(
+                        prices.get(category).is_some(),
+                        "{} lacks a {category} price",
+                        spec.event["title"]
+                    );
                 }
             }
         }

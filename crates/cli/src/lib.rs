@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use boxoffice_domain::{Role, UserId};
-use boxoffice_services::{AuthUser, Services};
+use boxoffice_services::{AuthUser, ServiceError, Services};
 use boxoffice_store::{SqlStore, Store};
 
 pub use config::{Cli, Command};
@@ -36,7 +36,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Serve(args) => serve::serve(args).await,
             Command::Migrate(args) => admin::migrate(&args).await,
             Command::Demo(args) => demo::run(&args).await,
-            Command::Admin { command: config::AdminCommand::CreateUser(args) } => admin::create_user(&args).await,
+            Command::Admin {
+                command: config::AdminCommand::CreateUser(args),
+            } => admin::create_user(&args).await,
         }
     })
 }
@@ -44,12 +46,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// Logs go to stderr; stdout carries only what scripts and tests read (the
 /// `boxoffice listening on …` line, command results).
 fn init_logging(log: &config::LogArgs) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&log.filter)
-        .with_context(|| format!("RUST_LOG / --log {:?} is not a valid log filter", log.filter))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.filter).with_context(|| {
+        format!(
+            "RUST_LOG / --log {:?} is not a valid log filter",
+            log.filter
+        )
+    })?;
     // Colours only for a person at a terminal, never into files or pipes.
     let colours = std::io::stderr().is_terminal();
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colours);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colours);
     let result = match log.log_format {
         config::LogFormat::Text => builder.try_init(),
         config::LogFormat::Json => builder.json().try_init(),
@@ -69,7 +77,10 @@ pub async fn connect_store(database: &config::DatabaseArgs) -> anyhow::Result<Ar
 }
 
 /// Builds the use cases on top of a store (loads or creates the server secrets).
-pub async fn build_services(store: Arc<SqlStore>, args: &config::ServicesArgs) -> anyhow::Result<Arc<Services>> {
+pub async fn build_services(
+    store: Arc<SqlStore>,
+    args: &config::ServicesArgs,
+) -> anyhow::Result<Arc<Services>> {
     let store: Arc<dyn Store> = store;
     Services::build(store, args.services_config(), boxoffice_http::render_error)
         .await
@@ -78,12 +89,16 @@ pub async fn build_services(store: Arc<SqlStore>, args: &config::ServicesArgs) -
 
 /// Creates the admin account of `BOXOFFICE_ADMIN_EMAIL` unless it exists, and
 /// returns it as an acting user. An existing account keeps its password.
-pub async fn ensure_admin(services: &Services, email: &str, password: &str) -> anyhow::Result<AuthUser> {
+pub async fn ensure_admin(
+    services: &Services,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<AuthUser> {
     let created = services
         .auth
         .create_user_with_role(email, password, "Administrator", Role::Admin)
         .await
-        .with_context(|| format!("cannot create the admin account {email}"))?;
+        .map_err(|error| explain(&format!("cannot create the admin account {email}"), &error))?;
     let user = services
         .store
         .user_by_email(&email.trim().to_lowercase())
@@ -93,7 +108,11 @@ pub async fn ensure_admin(services: &Services, email: &str, password: &str) -> a
     if created {
         tracing::info!(email, "created the admin account");
     } else if user.role != Role::Admin {
-        tracing::warn!(email, role = user.role.as_str(), "the admin e-mail belongs to an account without the admin role");
+        tracing::warn!(
+            email,
+            role = user.role.as_str(),
+            "the admin e-mail belongs to an account without the admin role"
+        );
         anyhow::bail!(
             "{email} exists with the role {}, not admin: make it admin with \
              `PATCH /v1/users/{{id}}` or use another BOXOFFICE_ADMIN_EMAIL",
@@ -103,6 +122,24 @@ pub async fn ensure_admin(services: &Services, email: &str, password: &str) -> a
     Ok(acting_admin(user.id))
 }
 
+/// A service error as an operator-readable message: `InvalidRequest` lists
+/// its fields, which its `Display` leaves out.
+pub(crate) fn explain(what: &str, error: &ServiceError) -> anyhow::Error {
+    match error {
+        ServiceError::InvalidRequest { errors } => {
+            let fields: Vec<String> = errors
+                .iter()
+                .map(|error| format!("{}: {}", error.field, error.message))
+                .collect();
+            anyhow::anyhow!("{what}: {}", fields.join("; "))
+        }
+        other => anyhow::anyhow!("{what}: {other}"),
+    }
+}
+
 fn acting_admin(id: UserId) -> AuthUser {
-    AuthUser { id, role: Role::Admin }
+    AuthUser {
+        id,
+        role: Role::Admin,
+    }
 }

@@ -27,7 +27,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let services = build_services(store.clone(), &args.services).await?;
 
     let admin = match (&args.admin.admin_email, &args.admin.admin_password) {
-        (Some(email), Some(password)) => Some(ensure_admin(&services, email, password.expose()).await?),
+        (Some(email), Some(password)) => {
+            Some(ensure_admin(&services, email, password.expose()).await?)
+        }
         _ => None,
     };
     let mut demo_summary = None;
@@ -53,13 +55,31 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let metrics = boxoffice_http::install_metrics_recorder();
-    let state = boxoffice_http::AppState::new(services, metrics, Duration::from_secs(args.request_timeout_seconds));
+    if let Some(metrics_address) = args.metrics_listen {
+        let metrics_listener = tokio::net::TcpListener::bind(metrics_address)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_address} (BOXOFFICE_METRICS_LISTEN)"))?;
+        let metrics_app = boxoffice_http::metrics_router(metrics.clone());
+        tracing::info!(address = %metrics_address, "serving /metrics");
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(metrics_listener, metrics_app).await {
+                tracing::error!(%error, "the metrics listener failed");
+            }
+        });
+    }
+    let state = boxoffice_http::AppState::new(
+        services,
+        metrics,
+        Duration::from_secs(args.request_timeout_seconds),
+    );
     let app = boxoffice_http::router(state);
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (BOXOFFICE_LISTEN)", args.listen))?;
-    let address = listener.local_addr().context("cannot read the listening address")?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
     announce(&format!("boxoffice listening on http://{address}"))?;
     if let Some(summary) = demo_summary {
         summary.print(&format!("http://{address}"));

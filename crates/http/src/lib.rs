@@ -94,6 +94,24 @@ async fn timeout_layer(State(timeout): State<Duration>, request: Request, next: 
     }
 }
 
+/// A router with `/metrics` only, for `BOXOFFICE_METRICS_LISTEN`.
+pub fn metrics_router(metrics: PrometheusHandle) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
+        .fallback(not_found)
+}
+
 /// The whole application. Tests and the CLI both build it from here.
 pub fn router(state: AppState) -> Router {
     use routes::{auth, booking, catalog, system};

@@ -34,7 +34,7 @@ const RECONCILE_BATCH_MAX: u32 = 100;
 /// A payment is only reconciled once it is older than the gateway timeout
 /// plus this margin, so that a confirmation still running on some node is
 /// never second-guessed.
-const RECONCILE_GRACE: Duration = Duration::from_secs(2);
+const RECONCILE_GRACE: Duration = Duration::from_secs(1);
 
 pub const ROUTE_HOLDS: &str = "POST /v1/holds";
 pub const ROUTE_BOOKINGS: &str = "POST /v1/bookings";

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 /// RFC 3339 in UTC with a `Z`, as API.md writes times.
 pub fn rfc3339(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Secs, true)
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 pub fn rfc3339_opt(time: Option<DateTime<Utc>>) -> Option<String> {

@@ -177,8 +177,25 @@ impl TestApp {
     }
 }
 
+/// How many of the kept stderr lines a failing test prints.
+const STDERR_LINES_SHOWN_ON_FAILURE: usize = 40;
+
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if std::thread::panicking() && std::env::var_os("TEST_LOG").is_none() {
+            if let Some(server) = &self.server {
+                let lines = server.stderr.lock().unwrap();
+                let shown: Vec<&String> = lines.iter().skip(lines.len().saturating_sub(STDERR_LINES_SHOWN_ON_FAILURE)).collect();
+                eprintln!(
+                    "--- the last {} lines of the server's stderr ({}; TEST_LOG=1 shows all) ---",
+                    shown.len(),
+                    self.database_url
+                );
+                for line in shown {
+                    eprintln!("{line}");
+                }
+            }
+        }
         if let Some(mut server) = self.server.take() {
             let _ = server.child.start_kill();
         }
@@ -630,6 +647,10 @@ impl Api {
     pub async fn fixture(&self, rows: u32, seats_per_row: u32, standing_capacity: Option<u32>, show_overrides: Value) -> Fixture {
         let venue_id = self.create_venue(&venue_layout(&format!("Hall {}", random_hex(3)), rows, seats_per_row, standing_capacity)).await;
         let event_id = self.create_event(&format!("Fixture Night {}", random_hex(3))).await;
+        let mut show_overrides = show_overrides;
+        if show_overrides.get("prices").is_none() {
+            show_overrides["prices"] = prices_for(rows > 0, standing_capacity.is_some());
+        }
         let show = self.create_show(&event_id, &venue_id, show_overrides).await;
         let show_id = id_of(&show, &show);
         let seat_ids = (1..=rows).flat_map(|row| (1..=seats_per_row).map(move |n| format!("{SEATED_SECTION}-{row}-{n}"))).collect();
@@ -732,8 +753,31 @@ pub fn money(amount: i64) -> Value {
     json!({"amount": amount, "currency": CURRENCY})
 }
 
+/// Prices for both fixture categories (a venue with seats and standing).
 pub fn default_prices() -> Value {
-    json!({SEAT_CATEGORY: money(SEAT_PRICE_CENTS), STANDING_CATEGORY: money(STANDING_PRICE_CENTS)})
+    prices_for(true, true)
+}
+
+/// Prices for exactly the categories a [`venue_layout`] uses: the server
+/// refuses prices for categories the venue does not have.
+pub fn prices_for(seated: bool, standing: bool) -> Value {
+    let mut prices = json!({});
+    if seated {
+        prices[SEAT_CATEGORY] = money(SEAT_PRICE_CENTS);
+    }
+    if standing {
+        prices[STANDING_CATEGORY] = money(STANDING_PRICE_CENTS);
+    }
+    prices
+}
+
+/// The `standing` part of a hold or booking as (section, quantity) pairs,
+/// ignoring any extra fields the server adds.
+pub fn standing_parts(body: &Value) -> Vec<(String, i64)> {
+    body["standing"]
+        .as_array()
+        .map(|parts| parts.iter().map(|p| (p["section"].as_str().unwrap_or("").to_string(), p["quantity"].as_i64().unwrap_or(-1))).collect())
+        .unwrap_or_default()
 }
 
 /// A venue layout: section `A` with `rows` rows (labels "1".."rows") of

@@ -18,12 +18,19 @@ const HOLDS: usize = 10;
 const HOLD_TTL_SECONDS: u32 = 8;
 /// Every charge takes this long, so the kill lands while they run.
 const GATEWAY_LATENCY_MS: &str = "1500";
+/// How long after the restart a crashed confirm's Idempotency-Key may still
+/// answer 409 request_in_progress (the request is not running any more).
+const RETRY_LEASE: Duration = Duration::from_secs(30);
+/// The confirms start this far apart.
+const STAGGER: Duration = Duration::from_millis(150);
 /// After the restart, how long holds may take to settle (reconciliation
 /// runs at start-up; expiry within 5 s of expires_at).
 const SETTLE_DEADLINE: Duration = Duration::from_secs(90);
 
 struct TrackedHold {
     id: String,
+    /// The Idempotency-Key of its confirm.
+    key: String,
     seats: BTreeSet<String>,
     expires_at: DateTime<Utc>,
 }
@@ -44,26 +51,31 @@ async fn crash_during_payments(backend: Backend) {
         let seats = [format!("A-{row}-{first}"), format!("A-{row}-{}", first + 1)];
         let resp = app.hold(&user.token, &json!({"show_id": show_id, "seat_ids": seats})).await;
         let body = resp.expect(201, "hold before the crash");
-        holds.push(TrackedHold { id: id_of(body, &resp), seats: seat_ids_of(body), expires_at: parse_time(&body["expires_at"]) });
+        holds.push(TrackedHold { id: id_of(body, &resp), key: unique_key(), seats: seat_ids_of(body), expires_at: parse_time(&body["expires_at"]) });
     }
 
-    // Fire all confirms, then kill the server while the gateway calls run.
+    // Fire the confirms staggered (all in flight together, each at its own
+    // stage), then kill the server 1.6–2.0 s after the first: the earliest
+    // have finished, the others are before, inside or just after their
+    // 1.5-second gateway call.
     let tasks: Vec<_> = holds
         .iter()
         .zip(&users)
-        .map(|(hold, user)| {
-            let (api, token, hold_id) = (app.api.clone(), user.token.clone(), hold.id.clone());
+        .enumerate()
+        .map(|(i, (hold, user))| {
+            let (api, token, hold_id, key) = (app.api.clone(), user.token.clone(), hold.id.clone(), hold.key.clone());
             tokio::spawn(async move {
+                tokio::time::sleep(STAGGER * i as u32).await;
                 api.request(reqwest::Method::POST, "/v1/bookings")
                     .token(&token)
-                    .header("Idempotency-Key", &unique_key())
+                    .header("Idempotency-Key", &key)
                     .json(&json!({"hold_id": hold_id, "payment_token": "tok_visa"}))
                     .try_send()
                     .await
             })
         })
         .collect();
-    let kill_after = Duration::from_millis(rand::thread_rng().gen_range(700..=2000));
+    let kill_after = Duration::from_millis(rand::thread_rng().gen_range(1600..=2000));
     tokio::time::sleep(kill_after).await;
     app.kill().await;
     let mut confirmed_before_crash = BTreeSet::new();
@@ -76,6 +88,7 @@ async fn crash_during_payments(backend: Backend) {
     eprintln!("crash: killed after {kill_after:?}; {} confirms answered before the kill", confirmed_before_crash.len());
 
     app.restart().await;
+    let restarted_at = std::time::Instant::now();
 
     // Watch until every hold is final and every expires_at + 5 s has passed;
     // meanwhile no seat may be HELD after its hold's expires_at + 5 s.
@@ -120,6 +133,8 @@ async fn crash_during_payments(backend: Backend) {
             assert_eq!(hold_bookings[0]["status"], "CONFIRMED", "its booking: {:?}", hold_bookings[0]);
             assert_eq!(hold_bookings[0]["tickets"].as_array().map(Vec::len).unwrap_or(2), 2, "two tickets: {:?}", hold_bookings[0]);
             booked_seats.extend(hold.seats.iter().cloned());
+            let audit = app.list_all(&format!("/v1/audit?booking_id={}", hold_bookings[0]["id"].as_str().unwrap_or("")), app.admin()).await;
+            assert!(audit.iter().any(|e| e["action"] == "booking.confirmed"), "the booking of hold {} is audited: {audit:?}", hold.id);
         } else {
             assert_eq!(captured, 0, "{status} hold {} must have no captured charge (money without ticket): {charges:?}", hold.id);
             assert!(hold_bookings.is_empty(), "{status} hold {} must have no booking: {bookings:?}", hold.id);
@@ -141,4 +156,35 @@ async fn crash_during_payments(backend: Backend) {
         let hold_id = id_of(resp.expect(201, "hold after the restart"), &resp);
         app.book(&user.token, &hold_id, &unique_key(), "tok_visa").await.expect(201, "book after the restart");
     }
+
+    // A retry of each confirm with its original key, now that the server that
+    // ran it is gone: the stored (or finished) 201 for a confirmed hold, a 409
+    // hold_expired/hold_not_active for the others — never request_in_progress
+    // for ever.
+    let bookings_before_retries = app.list_all(&format!("/v1/bookings?show_id={show_id}"), app.admin()).await.len();
+    let mut wrong = Vec::new();
+    for (hold, user) in holds.iter().zip(&users) {
+        let token = app.login_token(&user.email, &user.password).await;
+        // A server may keep a crashed request's key "in progress" for a
+        // while (a lease); allow that for RETRY_LEASE after the restart.
+        let resp = loop {
+            let resp = app.book(&token, &hold.id, &hold.key, "tok_visa").await;
+            if resp.code() != "request_in_progress" || restarted_at.elapsed() > RETRY_LEASE {
+                break resp;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let status = statuses[&hold.id].as_str();
+        let answered_before = if confirmed_before_crash.contains(&hold.id) { "answered 201 before the crash" } else { "unanswered before the crash" };
+        if status == "CONFIRMED" {
+            if resp.status() != 200 && resp.status() != 201 || resp.body["hold_id"] != hold.id.as_str() {
+                wrong.push(format!("CONFIRMED hold {} ({answered_before}): expected the stored 201 with its booking, got {resp}", hold.id));
+            }
+        } else if !(problem_violations(&resp, &[409], None, None).is_empty() && matches!(resp.code(), "hold_expired" | "hold_not_active")) {
+            wrong.push(format!("{status} hold {} ({answered_before}): expected 409 hold_expired or hold_not_active, got {resp}", hold.id));
+        }
+    }
+    let bookings_after_retries = app.list_all(&format!("/v1/bookings?show_id={show_id}"), app.admin()).await.len();
+    assert_eq!(bookings_after_retries, bookings_before_retries, "the retries booked nothing new");
+    assert!(wrong.is_empty(), "retrying the confirms with their original Idempotency-Keys after the restart:\n{}", wrong.join("\n"));
 }

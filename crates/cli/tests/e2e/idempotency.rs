@@ -9,7 +9,7 @@ use tokio::sync::Barrier;
 
 use crate::common::*;
 
-both_backends!(concurrent_confirms_one_key, key_rules, hold_idempotency_key);
+both_backends!(concurrent_confirms_one_key, key_rules, hold_idempotency_key, concurrent_holds_one_key);
 
 /// Ten concurrent confirms with one key: one booking, one charge, and every
 /// answer is the same 201 or 409 request_in_progress.
@@ -145,4 +145,38 @@ async fn hold_idempotency_key(backend: Backend) {
     hold(app.api.clone(), user.token.clone(), other_body, key.clone())
         .await
         .expect_problem(422, "idempotency_key_reused", "same key, another hold body");
+}
+
+/// Ten concurrent POST /v1/holds with one key: one hold.
+async fn concurrent_holds_one_key(backend: Backend) {
+    const CONCURRENT: usize = 10;
+    let app = TestApp::spawn(backend).await;
+    let fixture = app.fixture(1, 10, None, json!({})).await;
+    let user = app.register_user().await;
+    let key = unique_key();
+    let body = json!({"show_id": fixture.show_id, "seat_ids": ["A-1-5", "A-1-6"]});
+    let barrier = Arc::new(Barrier::new(CONCURRENT));
+    let tasks: Vec<_> = (0..CONCURRENT)
+        .map(|_| {
+            let (api, barrier, token, key, body) = (app.api.clone(), Arc::clone(&barrier), user.token.clone(), key.clone(), body.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                api.request(Method::POST, "/v1/holds").token(&token).header("Idempotency-Key", &key).json(&body).send().await
+            })
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    for task in tasks {
+        let resp = task.await.expect("task");
+        match resp.status() {
+            201 => bodies.push(resp.body.clone()),
+            _ => {
+                resp.expect_problem(409, "request_in_progress", "a concurrent hold with the same key");
+            }
+        }
+    }
+    assert!(!bodies.is_empty(), "the first request must succeed");
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "every 201 is the same hold: {bodies:?}");
+    let map = app.seat_map(&fixture.show_id).await;
+    assert_eq!(summary(&map), (8, 2, 0), "one hold of two seats");
 }

@@ -14,8 +14,10 @@ mod common;
 
 mod auth;
 mod bad_input;
+mod browse;
 mod checkin;
 mod crash;
 mod flow;
 mod idempotency;
 mod race;
+mod waiting_room;

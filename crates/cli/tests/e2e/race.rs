@@ -11,7 +11,7 @@ use tokio::sync::Barrier;
 
 use crate::common::*;
 
-both_backends!(seat_race, standing_race, confirm_release_race);
+both_backends!(seat_race, standing_race, best_available_race, confirm_release_race, ticket_limit_race, cancel_race);
 
 /// Clients in flight at once per round.
 const CLIENTS: usize = 200;
@@ -56,7 +56,7 @@ async fn seat_race(backend: Backend) {
     let mut losers_total = 0;
 
     for round in 0..ROUNDS {
-        let show = app.create_show(&event_id, &venue_id, json!({"max_tickets_per_user": MAX_TICKETS_PER_USER})).await;
+        let show = app.create_show(&event_id, &venue_id, json!({"max_tickets_per_user": MAX_TICKETS_PER_USER, "prices": prices_for(true, false)})).await;
         let show_id = id_of(&show, &show);
         let requests: Vec<(String, Value)> = {
             let mut rng = rand::thread_rng();
@@ -128,7 +128,7 @@ async fn standing_race(backend: Backend) {
     let users = app.register_users(USERS).await;
 
     for round in 0..ROUNDS {
-        let show = app.create_show(&event_id, &venue_id, json!({"max_tickets_per_user": MAX_TICKETS_PER_USER})).await;
+        let show = app.create_show(&event_id, &venue_id, json!({"max_tickets_per_user": MAX_TICKETS_PER_USER, "prices": prices_for(false, true)})).await;
         let show_id = id_of(&show, &show);
         let requests: Vec<(String, Value)> = {
             let mut rng = rand::thread_rng();
@@ -147,7 +147,7 @@ async fn standing_race(backend: Backend) {
             let quantity = body["quantity"].as_i64().unwrap();
             match resp.status() {
                 201 => {
-                    assert_eq!(resp.body["standing"], json!([{"section": STANDING_SECTION, "quantity": quantity}]), "round {round}: the hold: {resp}");
+                    assert_eq!(standing_parts(&resp.body), vec![(STANDING_SECTION.to_string(), quantity)], "round {round}: the hold: {resp}");
                     sold += quantity;
                 }
                 409 if resp.code() == "seats_unavailable" => {
@@ -184,7 +184,7 @@ async fn confirm_release_race(backend: Backend) {
     let mut released_total = 0;
 
     for round in 0..3 {
-        let show = app.create_show(&event_id, &venue_id, json!({})).await;
+        let show = app.create_show(&event_id, &venue_id, json!({"prices": prices_for(true, false)})).await;
         let show_id = id_of(&show, &show);
         // Hold i has seats A-r-(2k-1), A-r-2k: ten disjoint pairs covering all 20 seats.
         let mut holds = Vec::new();
@@ -203,11 +203,16 @@ async fn confirm_release_race(backend: Backend) {
                 let barrier = Arc::clone(&barrier);
                 let (owner, grabber) = (owners[i].clone(), grabbers[i].clone());
                 let (hold_id, seats, show_id) = (hold_id.clone(), seats.clone(), show_id.clone());
+                let release_delay_ms: u64 = rand::thread_rng().gen_range(0..=120);
                 tasks.push(tokio::spawn(async move {
                     barrier.wait().await;
                     match action {
                         "book" => api.book(&owner.token, &hold_id, &unique_key(), "tok_visa").await,
-                        "release" => api.delete(&format!("/v1/holds/{hold_id}"), Some(&owner.token)).await,
+                        "release" => {
+                            // A random head start for the confirm, so that either side can win.
+                            tokio::time::sleep(std::time::Duration::from_millis(release_delay_ms)).await;
+                            api.delete(&format!("/v1/holds/{hold_id}"), Some(&owner.token)).await
+                        }
                         _ => {
                             // Try a few times so that a release is likely seen.
                             let mut last = None;
@@ -271,4 +276,134 @@ async fn confirm_release_race(backend: Backend) {
     // Not a correctness condition, but the test means nothing if one side always wins.
     eprintln!("confirm_release_race: {confirmed_total} confirmed, {released_total} released");
     assert!(confirmed_total + released_total == 3 * HOLDS, "every hold decided");
+}
+
+/// Best-available under contention: never a seat twice, always adjacent
+/// seats in one row, and the map agrees with the winners.
+async fn best_available_race(backend: Backend) {
+    const BEST_ROUNDS: usize = 10;
+    let app = TestApp::spawn(backend).await;
+    let venue_id = app.create_venue(&venue_layout("Best Race Hall", 2, 10, None)).await;
+    let event_id = app.create_event("Best Race").await;
+    let users = app.register_users(USERS).await;
+    for round in 0..BEST_ROUNDS {
+        let show = app.create_show(&event_id, &venue_id, json!({"max_tickets_per_user": MAX_TICKETS_PER_USER, "prices": prices_for(true, false)})).await;
+        let show_id = id_of(&show, &show);
+        let requests: Vec<(String, Value)> = {
+            let mut rng = rand::thread_rng();
+            (0..CLIENTS)
+                .map(|client| (users[client % USERS].token.clone(), json!({"show_id": show_id, "quantity": rng.gen_range(1..=4)})))
+                .collect()
+        };
+        let results = fire_together(&app.api, requests).await;
+        let mut held = BTreeSet::new();
+        for (body, resp) in &results {
+            match resp.status() {
+                201 => {
+                    let seats: Vec<(String, String, u32)> = seat_ids_of(&resp.body).iter().map(|id| split_seat_id(id)).collect();
+                    assert_eq!(seats.len() as i64, body["quantity"].as_i64().unwrap(), "round {round}: as many seats as asked: {resp}");
+                    assert!(seats.iter().all(|(_, row, _)| *row == seats[0].1), "round {round}: one row: {resp}");
+                    let mut numbers: Vec<u32> = seats.iter().map(|(_, _, n)| *n).collect();
+                    numbers.sort();
+                    assert_eq!(numbers[numbers.len() - 1] - numbers[0], numbers.len() as u32 - 1, "round {round}: adjacent seats: {resp}");
+                    for seat in seat_ids_of(&resp.body) {
+                        assert!(held.insert(seat.clone()), "round {round}: seat {seat} in two successful holds");
+                    }
+                }
+                409 if resp.code() == "seats_unavailable" => {}
+                _ => panic!("round {round}: every answer must be 201 or 409 seats_unavailable, got {resp}"),
+            }
+        }
+        assert!(!held.is_empty(), "round {round}: somebody must win");
+        let map = app.seat_map(&show_id).await;
+        assert_eq!(seats_with_status(&map, "HELD"), held, "round {round}: HELD seats are the winners' seats");
+        let count = held.len() as i64;
+        assert_eq!(summary(&map), (20 - count, count, 0), "round {round}: summary");
+    }
+}
+
+/// Invariant 6 under concurrency: one user fires 20 holds at once with
+/// max_tickets_per_user 4 — at most 4 places end up held.
+async fn ticket_limit_race(backend: Backend) {
+    const ATTEMPTS: usize = 20;
+    let app = TestApp::spawn(backend).await;
+    let fixture = app.fixture(2, 10, Some(20), json!({"max_tickets_per_user": 4})).await;
+    for round in 0..3 {
+        let user = app.register_user().await;
+        let requests: Vec<(String, Value)> = (0..ATTEMPTS)
+            .map(|i| {
+                let body = if i % 2 == 0 {
+                    json!({"show_id": fixture.show_id, "seat_ids": [fixture.seat_ids[i]]})
+                } else {
+                    json!({"show_id": fixture.show_id, "section": STANDING_SECTION, "quantity": 1})
+                };
+                (user.token.clone(), body)
+            })
+            .collect();
+        let results = fire_together(&app.api, requests).await;
+        let mut granted = 0;
+        for (_, resp) in &results {
+            match resp.status() {
+                201 => granted += 1,
+                422 if resp.code() == "ticket_limit_exceeded" => {}
+                _ => panic!("round {round}: 201 or 422 ticket_limit_exceeded expected, got {resp}"),
+            }
+        }
+        assert_eq!(granted, 4, "round {round}: exactly max_tickets_per_user (4) single-place holds succeed");
+        // Release everything for the next round.
+        let map = app.seat_map(&fixture.show_id).await;
+        assert_eq!(summary(&map).1, 4, "round {round}: exactly 4 places held: {map}");
+        for (_, resp) in results.iter().filter(|(_, r)| r.status() == 201) {
+            let path = format!("/v1/holds/{}", id_of(&resp.body, resp));
+            assert_eq!(app.delete(&path, Some(&user.token)).await.status(), 204, "release {path}");
+        }
+    }
+}
+
+/// Ten concurrent cancels of one booking: exactly one 200, the rest 409
+/// booking_not_active, one refund, and the seats back on sale once.
+async fn cancel_race(backend: Backend) {
+    const CANCELS: usize = 10;
+    let app = TestApp::spawn(backend).await;
+    let fixture = app.fixture(1, 10, None, json!({})).await;
+    let user = app.register_user().await;
+    let resp = app.hold_seats(&user.token, &fixture.show_id, &["A-1-1", "A-1-2"]).await;
+    let hold_id = id_of(resp.expect(201, "hold"), &resp);
+    let resp = app.book(&user.token, &hold_id, &unique_key(), "tok_visa").await;
+    let booking_id = id_of(resp.expect(201, "book"), &resp);
+
+    let barrier = Arc::new(Barrier::new(CANCELS));
+    let tasks: Vec<_> = (0..CANCELS)
+        .map(|i| {
+            let (api, barrier) = (app.api.clone(), Arc::clone(&barrier));
+            // Half by the owner, half by the admin.
+            let token = if i % 2 == 0 { user.token.clone() } else { app.admin_token.clone() };
+            let path = format!("/v1/bookings/{booking_id}/cancel");
+            tokio::spawn(async move {
+                barrier.wait().await;
+                api.request(reqwest::Method::POST, &path).token(&token).send().await
+            })
+        })
+        .collect();
+    let mut cancelled = 0;
+    for task in tasks {
+        let resp = task.await.expect("cancel task");
+        match resp.status() {
+            200 => {
+                assert_eq!(resp.body["status"], "CANCELLED", "{resp}");
+                cancelled += 1;
+            }
+            _ => {
+                resp.expect_problem(409, "booking_not_active", "a concurrent second cancel");
+            }
+        }
+    }
+    assert_eq!(cancelled, 1, "exactly one cancel wins");
+    let charges = app.charges(&hold_id).await;
+    assert_eq!(charges.len(), 1, "one charge for the hold: {charges:?}");
+    assert_eq!(charges[0]["status"], "REFUNDED", "refunded exactly once: {charges:?}");
+    let map = app.seat_map(&fixture.show_id).await;
+    assert_eq!(summary(&map), (10, 0, 0), "the seats are back on sale: {map}");
+    let audit = app.list_all(&format!("/v1/audit?booking_id={booking_id}"), app.admin()).await;
+    assert_eq!(audit.iter().filter(|e| e["action"] == "booking.cancelled").count(), 1, "one booking.cancelled: {audit:?}");
 }
