@@ -451,7 +451,7 @@ mod tests {
         assert_default(
             "BOXOFFICE_RECONCILE_INTERVAL_SECONDS",
             serve.reconcile_interval_seconds,
-            5,
+            2,
         );
         assert_default(
             "BOXOFFICE_REQUEST_TIMEOUT_SECONDS",
