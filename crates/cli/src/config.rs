@@ -20,9 +20,13 @@ pub const DATABASE_POOL_SIZE_MAX: u32 = 1_000;
 /// How long a request waits for a free database connection before it fails
 /// with 503 instead of hanging.
 pub const DATABASE_ACQUIRE_TIMEOUT_SECONDS: u64 = 10;
-/// An `Idempotency-Key` claim older than this belongs to a request that died
-/// with its server, and another request may take it over.
-pub const IDEMPOTENCY_STALE_AFTER_SECONDS: u64 = 60;
+/// An `Idempotency-Key` claim older than this (or than two payment timeouts,
+/// whichever is longer) belongs to a request that died with its server, and a
+/// retry may take it over. A live confirmation spends at most one payment
+/// timeout charging and one looking the charge up; even if a slow live request
+/// were taken over, the hold's `ACTIVE → PAYING` step and the gateway key
+/// derived from the hold still allow only one charge.
+pub const IDEMPOTENCY_STALE_AFTER_SECONDS_MIN: u64 = 10;
 /// Upper bound of every interval and latency knob: an hour. Anything longer
 /// is a typo (milliseconds given as seconds), not a configuration.
 pub const INTERVAL_MILLISECONDS_MAX: u64 = 3_600_000;
@@ -155,7 +159,10 @@ impl ServicesArgs {
         boxoffice_services::ServicesConfig {
             booking: boxoffice_services::BookingConfig {
                 payment_timeout: Duration::from_millis(self.payment_timeout_ms),
-                idempotency_stale_after: Duration::from_secs(IDEMPOTENCY_STALE_AFTER_SECONDS),
+                idempotency_stale_after: Duration::from_millis(
+                    self.payment_timeout_ms.saturating_mul(2),
+                )
+                .max(Duration::from_secs(IDEMPOTENCY_STALE_AFTER_SECONDS_MIN)),
             },
             sandbox_latency: Duration::from_millis(self.sandbox_latency_ms),
             jwt_secret: self

@@ -58,7 +58,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(metrics_address) = args.metrics_listen {
         let metrics_listener = tokio::net::TcpListener::bind(metrics_address)
             .await
-            .with_context(|| format!("cannot listen on {metrics_address} (BOXOFFICE_METRICS_LISTEN)"))?;
+            .with_context(|| {
+                format!("cannot listen on {metrics_address} (BOXOFFICE_METRICS_LISTEN)")
+            })?;
         let metrics_app = boxoffice_http::metrics_router(metrics.clone());
         tracing::info!(address = %metrics_address, "serving /metrics");
         tokio::spawn(async move {

@@ -42,8 +42,19 @@ pub struct Problem {
     pub extensions: Map<String, Value>,
 }
 
-fn problem(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Problem {
-    Problem { status, code, title, detail: detail.into(), extensions: Map::new() }
+fn problem(
+    status: StatusCode,
+    code: &'static str,
+    title: &'static str,
+    detail: impl Into<String>,
+) -> Problem {
+    Problem {
+        status,
+        code,
+        title,
+        detail: detail.into(),
+        extensions: Map::new(),
+    }
 }
 
 impl Problem {
@@ -54,7 +65,10 @@ impl Problem {
 
     pub fn body(&self) -> Value {
         let mut body = Map::new();
-        body.insert("type".into(), json!(format!("https://boxoffice.dev/problems/{}", self.code)));
+        body.insert(
+            "type".into(),
+            json!(format!("https://boxoffice.dev/problems/{}", self.code)),
+        );
         body.insert("title".into(), json!(self.title));
         body.insert("status".into(), json!(self.status.as_u16()));
         body.insert("code".into(), json!(self.code));
@@ -70,48 +84,162 @@ pub fn problem_of_service(error: &ServiceError) -> Problem {
     use ServiceError as E;
     let detail = error.to_string();
     match error {
-        E::InvalidRequest { errors } => problem(StatusCode::BAD_REQUEST, "invalid_request", "Invalid request", invalid_detail(errors))
-            .with("errors", json!(errors)),
-        E::Unauthorized => problem(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail),
-        E::InvalidCredentials => problem(StatusCode::UNAUTHORIZED, "invalid_credentials", "Invalid credentials", detail),
+        E::InvalidRequest { errors } => problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Invalid request",
+            invalid_detail(errors),
+        )
+        .with("errors", json!(errors)),
+        E::Unauthorized => problem(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        ),
+        E::InvalidCredentials => problem(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "Invalid credentials",
+            detail,
+        ),
         E::Forbidden { .. } => problem(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail),
         E::NotFound { .. } => problem(StatusCode::NOT_FOUND, "not_found", "Not found", detail),
-        E::EmailTaken => problem(StatusCode::CONFLICT, "email_taken", "E-mail already registered", detail),
-        E::SeatsUnavailable { seat_ids, sections } => {
-            problem(StatusCode::CONFLICT, "seats_unavailable", "Seats unavailable", detail)
-                .with("unavailable", json!(seat_ids))
-                .with("sections", json!(sections))
-        }
-        E::ShowNotOnSale { reason } => problem(StatusCode::CONFLICT, "show_not_on_sale", "Show not on sale", reason.clone()),
-        E::TicketLimitExceeded { limit, already, requested } => {
-            problem(StatusCode::UNPROCESSABLE_ENTITY, "ticket_limit_exceeded", "Ticket limit exceeded", detail)
-                .with("limit", json!(limit))
-                .with("already", json!(already))
-                .with("requested", json!(requested))
-        }
-        E::PriceMissing { categories } => problem(StatusCode::UNPROCESSABLE_ENTITY, "price_missing", "Price missing", format!("{detail}: missing {}", categories.join(", ")))
-            .with("categories", json!(categories)),
+        E::EmailTaken => problem(
+            StatusCode::CONFLICT,
+            "email_taken",
+            "E-mail already registered",
+            detail,
+        ),
+        E::SeatsUnavailable { seat_ids, sections } => problem(
+            StatusCode::CONFLICT,
+            "seats_unavailable",
+            "Seats unavailable",
+            detail,
+        )
+        .with("unavailable", json!(seat_ids))
+        .with("sections", json!(sections)),
+        E::ShowNotOnSale { reason } => problem(
+            StatusCode::CONFLICT,
+            "show_not_on_sale",
+            "Show not on sale",
+            reason.clone(),
+        ),
+        E::TicketLimitExceeded {
+            limit,
+            already,
+            requested,
+        } => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ticket_limit_exceeded",
+            "Ticket limit exceeded",
+            detail,
+        )
+        .with("limit", json!(limit))
+        .with("already", json!(already))
+        .with("requested", json!(requested)),
+        E::PriceMissing { categories } => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "price_missing",
+            "Price missing",
+            format!("{detail}: missing {}", categories.join(", ")),
+        )
+        .with("categories", json!(categories)),
         E::HoldExpired => problem(StatusCode::CONFLICT, "hold_expired", "Hold expired", detail),
-        E::HoldNotActive { status } => problem(StatusCode::CONFLICT, "hold_not_active", "Hold not active", format!("the hold is {status}"))
-            .with("hold_status", json!(status)),
-        E::PaymentDeclined => problem(StatusCode::PAYMENT_REQUIRED, "payment_declined", "Payment declined", "the payment was declined; the seats were released"),
-        E::PaymentUnavailable => problem(StatusCode::SERVICE_UNAVAILABLE, "payment_unavailable", "Payment unavailable", detail),
-        E::BookingNotActive => problem(StatusCode::CONFLICT, "booking_not_active", "Booking not active", detail),
-        E::AlreadyCheckedIn { at } => problem(StatusCode::CONFLICT, "already_checked_in", "Already checked in", detail)
-            .with("checked_in_at", json!(boxoffice_services::views::rfc3339(*at))),
-        E::TicketCancelled => problem(StatusCode::CONFLICT, "ticket_cancelled", "Ticket cancelled", detail),
-        E::InvalidTicket => problem(StatusCode::BAD_REQUEST, "invalid_ticket", "Invalid ticket", detail),
-        E::IdempotencyKeyRequired => problem(StatusCode::BAD_REQUEST, "idempotency_key_required", "Idempotency-Key required", detail),
-        E::IdempotencyKeyReused => problem(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency-Key reused", detail),
-        E::RequestInProgress => problem(StatusCode::CONFLICT, "request_in_progress", "Request in progress", detail),
-        E::NotImplemented => problem(StatusCode::NOT_IMPLEMENTED, "not_implemented", "Not implemented", detail),
+        E::HoldNotActive { status } => problem(
+            StatusCode::CONFLICT,
+            "hold_not_active",
+            "Hold not active",
+            format!("the hold is {status}"),
+        )
+        .with("hold_status", json!(status)),
+        E::PaymentDeclined => problem(
+            StatusCode::PAYMENT_REQUIRED,
+            "payment_declined",
+            "Payment declined",
+            "the payment was declined; the seats were released",
+        ),
+        E::PaymentUnavailable => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "payment_unavailable",
+            "Payment unavailable",
+            detail,
+        ),
+        E::BookingNotActive => problem(
+            StatusCode::CONFLICT,
+            "booking_not_active",
+            "Booking not active",
+            detail,
+        ),
+        E::AlreadyCheckedIn { at } => problem(
+            StatusCode::CONFLICT,
+            "already_checked_in",
+            "Already checked in",
+            detail,
+        )
+        .with(
+            "checked_in_at",
+            json!(boxoffice_services::views::rfc3339(*at)),
+        ),
+        E::TicketCancelled => problem(
+            StatusCode::CONFLICT,
+            "ticket_cancelled",
+            "Ticket cancelled",
+            detail,
+        ),
+        E::InvalidTicket => problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_ticket",
+            "Invalid ticket",
+            detail,
+        ),
+        E::IdempotencyKeyRequired => problem(
+            StatusCode::BAD_REQUEST,
+            "idempotency_key_required",
+            "Idempotency-Key required",
+            detail,
+        ),
+        E::IdempotencyKeyReused => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "Idempotency-Key reused",
+            detail,
+        ),
+        E::RequestInProgress => problem(
+            StatusCode::CONFLICT,
+            "request_in_progress",
+            "Request in progress",
+            detail,
+        ),
+        E::AdmissionRequired => problem(
+            StatusCode::FORBIDDEN,
+            "admission_required",
+            "Admission required",
+            detail,
+        ),
+        E::NotImplemented => problem(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            "Not implemented",
+            detail,
+        ),
         E::Unavailable(message) => {
             tracing::warn!(%message, "service unavailable");
-            problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", "the service is temporarily unavailable, try again")
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                "the service is temporarily unavailable, try again",
+            )
         }
         E::Internal(message) => {
             tracing::error!(%message, "internal error");
-            problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "something went wrong on our side")
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "something went wrong on our side",
+            )
         }
     }
 }
@@ -119,7 +247,12 @@ pub fn problem_of_service(error: &ServiceError) -> Problem {
 fn invalid_detail(errors: &[boxoffice_domain::FieldError]) -> String {
     match errors.first() {
         Some(first) if errors.len() == 1 => format!("{}: {}", first.field, first.message),
-        Some(first) => format!("{}: {} (and {} more)", first.field, first.message, errors.len() - 1),
+        Some(first) => format!(
+            "{}: {} (and {} more)",
+            first.field,
+            first.message,
+            errors.len() - 1
+        ),
         None => "the request is invalid".into(),
     }
 }
@@ -128,25 +261,71 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         match self {
             ApiError::Service(error) => problem_of_service(error),
-            ApiError::PayloadTooLarge => problem(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large", format!("request bodies are limited to {} bytes", crate::BODY_SIZE_MAX_BYTES)),
-            ApiError::UnsupportedMediaType => problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type", "send JSON with Content-Type: application/json"),
-            ApiError::MethodNotAllowed => problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed", "this route does not accept that method"),
-            ApiError::RouteNotFound => problem(StatusCode::NOT_FOUND, "not_found", "Not found", "no such route"),
-            ApiError::Timeout => problem(StatusCode::SERVICE_UNAVAILABLE, "timeout", "Request timed out", "the request took too long, try again"),
-            ApiError::Panic => problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "something went wrong on our side"),
+            ApiError::PayloadTooLarge => problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+                format!(
+                    "request bodies are limited to {} bytes",
+                    crate::BODY_SIZE_MAX_BYTES
+                ),
+            ),
+            ApiError::UnsupportedMediaType => problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+                "send JSON with Content-Type: application/json",
+            ),
+            ApiError::MethodNotAllowed => problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+                "this route does not accept that method",
+            ),
+            ApiError::RouteNotFound => problem(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Not found",
+                "no such route",
+            ),
+            ApiError::Timeout => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "Request timed out",
+                "the request took too long, try again",
+            ),
+            ApiError::Panic => problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "something went wrong on our side",
+            ),
         }
     }
 }
 
 pub fn problem_response(problem: &Problem) -> Response {
     let mut response = (problem.status, problem.body().to_string()).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+    );
     match problem.status {
         StatusCode::UNAUTHORIZED => {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            // The rest of the body was not read: the connection cannot be reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         StatusCode::SERVICE_UNAVAILABLE => {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
         }
         _ => {}
     }
@@ -162,15 +341,26 @@ impl IntoResponse for ApiError {
 /// Renders a service error as it is answered, for idempotent replays.
 pub fn render_error(error: &ServiceError) -> StoredResponse {
     let problem = problem_of_service(error);
-    StoredResponse { status: problem.status.as_u16(), body: problem.body().to_string() }
+    StoredResponse {
+        status: problem.status.as_u16(),
+        body: problem.body().to_string(),
+    }
 }
 
 /// Answers with a stored response (an idempotent replay).
 pub fn stored_response(stored: StoredResponse) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = if status.is_success() { "application/json" } else { PROBLEM_CONTENT_TYPE };
+    let content_type = if status.is_success() {
+        "application/json"
+    } else {
+        PROBLEM_CONTENT_TYPE
+    };
     let mut response = (status, stored.body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
     response
 }

@@ -30,13 +30,29 @@ fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
     // serde names missing/unknown fields in the message, not in the path.
     let field = extract_backticked(&message)
         .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"))
-        .map(|name| if path == "." { name } else { format!("{path}.{name}") })
-        .unwrap_or_else(|| if path == "." { "body".to_string() } else { path });
+        .map(|name| {
+            if path == "." {
+                name
+            } else {
+                format!("{path}.{name}")
+            }
+        })
+        .unwrap_or_else(|| {
+            if path == "." {
+                "body".to_string()
+            } else {
+                path
+            }
+        });
     let message = match inner.classify() {
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => format!("malformed JSON: {message}"),
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            format!("malformed JSON: {message}")
+        }
         _ => message,
     };
-    ApiError::Service(ServiceError::InvalidRequest { errors: vec![FieldError { field, message }] })
+    ApiError::Service(ServiceError::InvalidRequest {
+        errors: vec![FieldError { field, message }],
+    })
 }
 
 fn extract_backticked(message: &str) -> Option<String> {
@@ -46,26 +62,42 @@ fn extract_backticked(message: &str) -> Option<String> {
 }
 
 async fn json_bytes(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
-    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if !(essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))) {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !(essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json")))
+    {
         return Err(ApiError::UnsupportedMediaType);
     }
-    Bytes::from_request(request, state).await.map_err(|rejection| {
-        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge
-        } else {
-            ApiError::Service(ServiceError::invalid("body", rejection.body_text()))
-        }
-    })
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::Service(ServiceError::invalid("body", rejection.body_text()))
+            }
+        })
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
-    deserializer
-        .end()
-        .map_err(|error| ApiError::Service(ServiceError::invalid("body", format!("malformed JSON: {error}"))))?;
+    deserializer.end().map_err(|error| {
+        ApiError::Service(ServiceError::invalid(
+            "body",
+            format!("malformed JSON: {error}"),
+        ))
+    })?;
     Ok(value)
 }
 
@@ -109,7 +141,10 @@ pub struct Caller(pub AuthUser);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -129,7 +164,10 @@ pub struct IdempotencyKey(pub Option<String>);
 impl FromRequestParts<AppState> for IdempotencyKey {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(value) = parts.headers.get("idempotency-key") else {
             return Ok(IdempotencyKey(None));
         };
@@ -138,7 +176,11 @@ impl FromRequestParts<AppState> for IdempotencyKey {
             .map_err(|_| ServiceError::invalid("Idempotency-Key", "must be visible ASCII"))?
             .to_string();
         if value.is_empty() || value.len() > IDEMPOTENCY_KEY_LENGTH_MAX {
-            return Err(ServiceError::invalid("Idempotency-Key", format!("must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} characters")).into());
+            return Err(ServiceError::invalid(
+                "Idempotency-Key",
+                format!("must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} characters"),
+            )
+            .into());
         }
         Ok(IdempotencyKey(Some(value)))
     }
@@ -146,7 +188,10 @@ impl FromRequestParts<AppState> for IdempotencyKey {
 
 impl IdempotencyKey {
     pub fn with_hash(self, hash: String) -> Option<IdempotencyRequest> {
-        self.0.map(|key| IdempotencyRequest { key, request_hash: hash })
+        self.0.map(|key| IdempotencyRequest {
+            key,
+            request_hash: hash,
+        })
     }
 }
 
@@ -156,13 +201,20 @@ pub struct ApiQuery<T>(pub T);
 impl<T: DeserializeOwned> FromRequestParts<AppState> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
-        serde_urlencoded::from_str::<T>(query).map(ApiQuery).map_err(|error| {
-            let message = error.to_string();
-            let field = extract_backticked(&message).unwrap_or_else(|| "query".to_string());
-            ApiError::Service(ServiceError::InvalidRequest { errors: vec![FieldError { field, message }] })
-        })
+        serde_urlencoded::from_str::<T>(query)
+            .map(ApiQuery)
+            .map_err(|error| {
+                let message = error.to_string();
+                let field = extract_backticked(&message).unwrap_or_else(|| "query".to_string());
+                ApiError::Service(ServiceError::InvalidRequest {
+                    errors: vec![FieldError { field, message }],
+                })
+            })
     }
 }
 
@@ -179,7 +231,13 @@ impl PageParams {
             None => PAGE_SIZE_DEFAULT,
             Some(raw) => match raw.trim().parse::<i64>() {
                 Ok(value) if (1..=i64::from(PAGE_SIZE_MAX)).contains(&value) => value as u32,
-                _ => return Err(ServiceError::invalid("limit", format!("must be an integer from 1 to {PAGE_SIZE_MAX}")).into()),
+                _ => {
+                    return Err(ServiceError::invalid(
+                        "limit",
+                        format!("must be an integer from 1 to {PAGE_SIZE_MAX}"),
+                    )
+                    .into())
+                }
             },
         };
         let after = match &self.cursor {
@@ -196,10 +254,17 @@ pub fn encode_cursor(cursor: Option<String>) -> Option<String> {
 }
 
 fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
-    let invalid = || ApiError::Service(ServiceError::invalid("cursor", "not a cursor returned by this API"));
+    let invalid = || {
+        ApiError::Service(ServiceError::invalid(
+            "cursor",
+            "not a cursor returned by this API",
+        ))
+    };
     if cursor.len() > CURSOR_LENGTH_MAX {
         return Err(invalid());
     }
-    let bytes = URL_SAFE_NO_PAD.decode(cursor.as_bytes()).map_err(|_| invalid())?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor.as_bytes())
+        .map_err(|_| invalid())?;
     String::from_utf8(bytes).map_err(|_| invalid())
 }

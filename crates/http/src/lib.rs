@@ -42,8 +42,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(services: Arc<Services>, metrics: PrometheusHandle, request_timeout: Duration) -> Self {
-        AppState { services, metrics, request_timeout }
+    pub fn new(
+        services: Arc<Services>,
+        metrics: PrometheusHandle,
+        request_timeout: Duration,
+    ) -> Self {
+        AppState {
+            services,
+            metrics,
+            request_timeout,
+        }
     }
 }
 
@@ -87,6 +95,20 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Panic.into_response()
 }
 
+/// Refuses bodies announced larger than the limit on every route, also on
+/// routes that never read a body (a 2 MB cancel request is still refused).
+async fn limit_announced_body(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if announced.is_some_and(|length| length > BODY_SIZE_MAX_BYTES as u64) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    next.run(request).await
+}
+
 async fn timeout_layer(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
@@ -103,7 +125,10 @@ pub fn metrics_router(metrics: PrometheusHandle) -> Router {
                 let metrics = metrics.clone();
                 async move {
                     (
-                        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
                         metrics.render(),
                     )
                 }
@@ -127,20 +152,41 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me", get(auth::me))
         .route("/v1/users", get(auth::list_users))
         .route("/v1/users/{id}", axum::routing::patch(auth::patch_user))
-        .route("/v1/venues", post(catalog::create_venue).get(catalog::list_venues))
+        .route(
+            "/v1/venues",
+            post(catalog::create_venue).get(catalog::list_venues),
+        )
         .route("/v1/venues/{id}", get(catalog::venue))
-        .route("/v1/events", post(catalog::create_event).get(catalog::list_events))
-        .route("/v1/events/{id}", get(catalog::event).patch(catalog::patch_event))
+        .route(
+            "/v1/events",
+            post(catalog::create_event).get(catalog::list_events),
+        )
+        .route(
+            "/v1/events/{id}",
+            get(catalog::event).patch(catalog::patch_event),
+        )
         .route("/v1/events/{id}/shows", post(catalog::create_show))
-        .route("/v1/shows/{id}", get(catalog::show).patch(catalog::patch_show))
+        .route(
+            "/v1/shows/{id}",
+            get(catalog::show).patch(catalog::patch_show),
+        )
         .route("/v1/shows/{id}/seats", get(catalog::seat_map))
         .route("/v1/shows/{id}/seats/stream", get(catalog::seat_stream))
         .route("/v1/shows/{id}/sales", get(catalog::sales))
         .route("/v1/shows/{id}/queue", post(catalog::join_queue))
-        .route("/v1/shows/{id}/queue/{ticket_id}", get(catalog::queue_ticket))
+        .route(
+            "/v1/shows/{id}/queue/{ticket_id}",
+            get(catalog::queue_ticket),
+        )
         .route("/v1/holds", post(booking::create_hold))
-        .route("/v1/holds/{id}", get(booking::hold).delete(booking::release_hold))
-        .route("/v1/bookings", post(booking::create_booking).get(booking::list_bookings))
+        .route(
+            "/v1/holds/{id}",
+            get(booking::hold).delete(booking::release_hold),
+        )
+        .route(
+            "/v1/bookings",
+            post(booking::create_booking).get(booking::list_bookings),
+        )
         .route("/v1/bookings/{id}", get(booking::booking))
         .route("/v1/bookings/{id}/cancel", post(booking::cancel_booking))
         .route("/v1/checkin", post(booking::check_in))
@@ -151,6 +197,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_SIZE_MAX_BYTES))
         .with_state(state);
     api.layer(middleware::from_fn_with_state(timeout, timeout_layer))
+        .layer(middleware::from_fn(limit_announced_body))
         .layer(middleware::from_fn(record_metrics))
         .layer(
             ServiceBuilder::new()

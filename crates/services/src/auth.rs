@@ -42,7 +42,9 @@ impl AuthUser {
         if allowed {
             Ok(())
         } else {
-            Err(ServiceError::Forbidden { required: role.as_str() })
+            Err(ServiceError::Forbidden {
+                required: role.as_str(),
+            })
         }
     }
 
@@ -132,7 +134,10 @@ fn normalize_email(email: &str, errors: &mut Vec<FieldError>) -> String {
         && !email.contains(char::is_whitespace)
         && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@'));
     if !valid {
-        errors.push(FieldError { field: "email".into(), message: "must be an e-mail address like name@example.com".into() });
+        errors.push(FieldError {
+            field: "email".into(),
+            message: "must be an e-mail address like name@example.com".into(),
+        });
     }
     email
 }
@@ -152,7 +157,11 @@ async fn hash_password(password: String) -> ServiceResult<String> {
 async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -185,7 +194,8 @@ impl AuthService {
     pub fn authenticate(&self, token: &str) -> ServiceResult<AuthUser> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
-        let data = decode::<Claims>(token, &self.decoding_key, &validation).map_err(|_| ServiceError::Unauthorized)?;
+        let data = decode::<Claims>(token, &self.decoding_key, &validation)
+            .map_err(|_| ServiceError::Unauthorized)?;
         let id = UserId::parse(&data.claims.sub).map_err(|_| ServiceError::Unauthorized)?;
         let role = Role::parse(&data.claims.role).ok_or(ServiceError::Unauthorized)?;
         Ok(AuthUser { id, role })
@@ -198,20 +208,36 @@ impl AuthService {
         if !(PASSWORD_LENGTH_MIN..=PASSWORD_LENGTH_MAX).contains(&password_length) {
             errors.push(FieldError {
                 field: "password".into(),
-                message: format!("must be {PASSWORD_LENGTH_MIN} to {PASSWORD_LENGTH_MAX} characters"),
+                message: format!(
+                    "must be {PASSWORD_LENGTH_MIN} to {PASSWORD_LENGTH_MAX} characters"
+                ),
             });
         }
         let name = input.name.trim().to_string();
-        if name.is_empty() || name.chars().count() > NAME_LENGTH_MAX || has_control_characters(&name) {
-            errors.push(FieldError { field: "name".into(), message: format!("must be 1 to {NAME_LENGTH_MAX} printable characters") });
+        if name.is_empty()
+            || name.chars().count() > NAME_LENGTH_MAX
+            || has_control_characters(&name)
+        {
+            errors.push(FieldError {
+                field: "name".into(),
+                message: format!("must be 1 to {NAME_LENGTH_MAX} printable characters"),
+            });
         }
-        let phone = input.phone.map(|phone| phone.trim().to_string()).filter(|phone| !phone.is_empty());
+        let phone = input
+            .phone
+            .map(|phone| phone.trim().to_string())
+            .filter(|phone| !phone.is_empty());
         if let Some(phone) = &phone {
             let valid = phone.len() <= PHONE_LENGTH_MAX
-                && phone.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')'))
+                && phone
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')'))
                 && phone.chars().filter(|c| c.is_ascii_digit()).count() >= 5;
             if !valid {
-                errors.push(FieldError { field: "phone".into(), message: "must be a phone number like +49 30 1234567".into() });
+                errors.push(FieldError {
+                    field: "phone".into(),
+                    message: "must be a phone number like +49 30 1234567".into(),
+                });
             }
         }
         if !errors.is_empty() {
@@ -259,18 +285,37 @@ impl AuthService {
         if !verify_password(input.password, user.password_hash.clone()).await {
             return Err(ServiceError::InvalidCredentials);
         }
-        Ok(TokenView { access_token: self.issue_token(&user)?, token_type: "Bearer", expires_in: ACCESS_TOKEN_TTL_SECONDS })
+        Ok(TokenView {
+            access_token: self.issue_token(&user)?,
+            token_type: "Bearer",
+            expires_in: ACCESS_TOKEN_TTL_SECONDS,
+        })
     }
 
     pub async fn me(&self, caller: &AuthUser) -> ServiceResult<UserView> {
-        let user = self.store.user_by_id(&caller.id).await?.ok_or(ServiceError::Unauthorized)?;
+        let user = self
+            .store
+            .user_by_id(&caller.id)
+            .await?
+            .ok_or(ServiceError::Unauthorized)?;
         Ok(UserView::from(&user))
     }
 
     /// Creates a user with any role (admin CLI, first admin at start).
     /// Returns false when the e-mail exists already.
-    pub async fn create_user_with_role(&self, email: &str, password: &str, name: &str, role: Role) -> ServiceResult<bool> {
-        let input = RegisterInput { email: email.into(), password: password.into(), name: name.into(), phone: None };
+    pub async fn create_user_with_role(
+        &self,
+        email: &str,
+        password: &str,
+        name: &str,
+        role: Role,
+    ) -> ServiceResult<bool> {
+        let input = RegisterInput {
+            email: email.into(),
+            password: password.into(),
+            name: name.into(),
+            phone: None,
+        };
         match self.create_user(input, role).await {
             Ok(_) => Ok(true),
             Err(ServiceError::EmailTaken) => Ok(false),
@@ -278,17 +323,35 @@ impl AuthService {
         }
     }
 
-    pub async fn list_users(&self, caller: &AuthUser, email: Option<&str>, page: &PageRequest) -> ServiceResult<Page<UserView>> {
+    pub async fn list_users(
+        &self,
+        caller: &AuthUser,
+        email: Option<&str>,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<UserView>> {
         caller.require(Role::Admin)?;
         let users = self.store.list_users(email, page).await?;
-        Ok(Page { items: users.items.iter().map(UserView::from).collect(), next_cursor: users.next_cursor })
+        Ok(Page {
+            items: users.items.iter().map(UserView::from).collect(),
+            next_cursor: users.next_cursor,
+        })
     }
 
-    pub async fn set_role(&self, caller: &AuthUser, id: &str, role: &str) -> ServiceResult<UserView> {
+    pub async fn set_role(
+        &self,
+        caller: &AuthUser,
+        id: &str,
+        role: &str,
+    ) -> ServiceResult<UserView> {
         caller.require(Role::Admin)?;
-        let role = Role::parse(role).ok_or_else(|| ServiceError::invalid("role", "must be customer, staff or admin"))?;
+        let role = Role::parse(role)
+            .ok_or_else(|| ServiceError::invalid("role", "must be customer, staff or admin"))?;
         let id = UserId::parse(id).map_err(|_| ServiceError::NotFound { what: "user" })?;
-        let user = self.store.update_user_role(&id, role).await?.ok_or(ServiceError::NotFound { what: "user" })?;
+        let user = self
+            .store
+            .update_user_role(&id, role)
+            .await?
+            .ok_or(ServiceError::NotFound { what: "user" })?;
         Ok(UserView::from(&user))
     }
 }

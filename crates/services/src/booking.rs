@@ -24,7 +24,9 @@ use crate::auth::AuthUser;
 use crate::catalog::{parse_show_id, CatalogService};
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
-use crate::payments::{gateway_key_of_hold, ChargeOutcome, ChargeRequest, GatewayCharge, PaymentGateway};
+use crate::payments::{
+    gateway_key_of_hold, ChargeOutcome, ChargeRequest, GatewayCharge, PaymentGateway,
+};
 use crate::views::{rfc3339, BookingView, CheckinView, HoldView, MoneyView};
 
 /// Expired holds released per sweeper transaction.
@@ -53,7 +55,10 @@ pub struct BookingConfig {
 
 impl Default for BookingConfig {
     fn default() -> Self {
-        BookingConfig { payment_timeout: Duration::from_secs(5), idempotency_stale_after: Duration::from_secs(60) }
+        BookingConfig {
+            payment_timeout: Duration::from_secs(5),
+            idempotency_stale_after: Duration::from_secs(60),
+        }
     }
 }
 
@@ -107,7 +112,10 @@ pub struct BookingService {
 }
 
 fn stored_json<T: Serialize>(status: u16, value: &T) -> StoredResponse {
-    StoredResponse { status, body: serde_json::to_string(value).unwrap_or_else(|_| "{}".into()) }
+    StoredResponse {
+        status,
+        body: serde_json::to_string(value).unwrap_or_else(|_| "{}".into()),
+    }
 }
 
 fn parse_hold_id(id: &str) -> ServiceResult<HoldId> {
@@ -126,7 +134,16 @@ impl BookingService {
         render_error: ErrorRenderer,
     ) -> Self {
         let verifier = signer.verifier();
-        BookingService { store, clock, gateway, catalog, signer, verifier, config, render_error }
+        BookingService {
+            store,
+            clock,
+            gateway,
+            catalog,
+            signer,
+            verifier,
+            config,
+            render_error,
+        }
     }
 
     pub fn ticket_public_key(&self) -> [u8; 32] {
@@ -135,13 +152,43 @@ impl BookingService {
 
     // ----- idempotency -------------------------------------------------
 
-    async fn claim(&self, caller: &AuthUser, route: &str, request: Option<IdempotencyRequest>) -> ServiceResult<Result<Option<IdempotencyScope>, StoredResponse>> {
-        let Some(request) = request else { return Ok(Ok(None)) };
-        let scope = IdempotencyScope { user_id: caller.id.clone(), route: route.to_string(), key: request.key };
+    async fn claim(
+        &self,
+        caller: &AuthUser,
+        route: &str,
+        request: Option<IdempotencyRequest>,
+    ) -> ServiceResult<Result<Option<IdempotencyScope>, StoredResponse>> {
+        Ok(self
+            .claim_with_takeover(caller, route, request)
+            .await?
+            .map(|claimed| claimed.map(|(scope, _)| scope)))
+    }
+
+    /// As `claim`, also saying whether a dead request's claim was taken over.
+    async fn claim_with_takeover(
+        &self,
+        caller: &AuthUser,
+        route: &str,
+        request: Option<IdempotencyRequest>,
+    ) -> ServiceResult<Result<Option<(IdempotencyScope, bool)>, StoredResponse>> {
+        let Some(request) = request else {
+            return Ok(Ok(None));
+        };
+        let scope = IdempotencyScope {
+            user_id: caller.id.clone(),
+            route: route.to_string(),
+            key: request.key,
+        };
         let now = self.clock.now();
-        let stale_before = now - chrono::Duration::from_std(self.config.idempotency_stale_after).unwrap_or_default();
-        match self.store.claim_idempotency_key(&scope, &request.request_hash, now, stale_before).await? {
-            IdempotencyClaim::Claimed => Ok(Ok(Some(scope))),
+        let stale_before = now
+            - chrono::Duration::from_std(self.config.idempotency_stale_after).unwrap_or_default();
+        match self
+            .store
+            .claim_idempotency_key(&scope, &request.request_hash, now, stale_before)
+            .await?
+        {
+            IdempotencyClaim::Claimed => Ok(Ok(Some((scope, false)))),
+            IdempotencyClaim::TakenOver => Ok(Ok(Some((scope, true)))),
             IdempotencyClaim::Replay(response) => Ok(Err(response)),
             IdempotencyClaim::Mismatch => Err(ServiceError::IdempotencyKeyReused),
             IdempotencyClaim::InProgress => Err(ServiceError::RequestInProgress),
@@ -150,13 +197,22 @@ impl BookingService {
 
     /// Stores 4xx answers for replay and forgets the claim after a 5xx one.
     /// (Successes were stored in the transaction of their effect.)
-    async fn settle<T>(&self, scope: Option<IdempotencyScope>, result: ServiceResult<T>) -> ServiceResult<Replayable<T>> {
-        let Some(scope) = scope else { return result.map(Replayable::Fresh) };
+    async fn settle<T>(
+        &self,
+        scope: Option<IdempotencyScope>,
+        result: ServiceResult<T>,
+    ) -> ServiceResult<Replayable<T>> {
+        let Some(scope) = scope else {
+            return result.map(Replayable::Fresh);
+        };
         if let Err(error) = &result {
             let outcome = if error.is_server_error() {
                 self.store.abandon_idempotency_key(&scope).await
             } else {
-                let completion = IdempotencyCompletion { scope, response: (self.render_error)(error) };
+                let completion = IdempotencyCompletion {
+                    scope,
+                    response: (self.render_error)(error),
+                };
                 self.store.complete_idempotency_key(&completion).await
             };
             if let Err(store_error) = outcome {
@@ -169,30 +225,56 @@ impl BookingService {
     // ----- holds -------------------------------------------------------
 
     #[tracing::instrument(skip_all, fields(show_id = %input.show_id, user_id = %caller.id), err(level = "debug"))]
-    pub async fn hold(&self, caller: &AuthUser, input: HoldRequestInput, idempotency: Option<IdempotencyRequest>) -> ServiceResult<Replayable<HoldView>> {
-        let selection = input.selection().map_err(|errors| ServiceError::InvalidRequest { errors })?;
+    pub async fn hold(
+        &self,
+        caller: &AuthUser,
+        input: HoldRequestInput,
+        idempotency: Option<IdempotencyRequest>,
+    ) -> ServiceResult<Replayable<HoldView>> {
+        let selection = input
+            .selection()
+            .map_err(|errors| ServiceError::InvalidRequest { errors })?;
         let show = self.catalog.show_record(&input.show_id).await?;
         let now = self.clock.now();
         if show.status != ShowStatus::OnSale {
-            return Err(ServiceError::ShowNotOnSale { reason: format!("the show is {}", show.status.as_str()) });
+            return Err(ServiceError::ShowNotOnSale {
+                reason: format!("the show is {}", show.status.as_str()),
+            });
         }
         if now < show.sales_start {
-            return Err(ServiceError::ShowNotOnSale { reason: format!("sales start at {}", rfc3339(show.sales_start)) });
+            return Err(ServiceError::ShowNotOnSale {
+                reason: format!("sales start at {}", rfc3339(show.sales_start)),
+            });
+        }
+        if show.waiting_room.enabled {
+            // Admission tokens come from the waiting room, which is not built
+            // yet: no request can carry a valid one.
+            return Err(ServiceError::AdmissionRequired);
         }
         let layout = self.catalog.layout(&show.venue_id).await?;
         let scope = match self.claim(caller, ROUTE_HOLDS, idempotency).await? {
             Ok(scope) => scope,
             Err(replay) => return Ok(Replayable::Replay(replay)),
         };
-        let mut result = self.try_hold(caller, &show, &layout, &selection, scope.as_ref()).await;
-        if matches!(selection, HoldSelection::BestAvailable { .. }) && matches!(result, Err(ServiceError::SeatsUnavailable { .. })) {
+        let mut result = self
+            .try_hold(caller, &show, &layout, &selection, scope.as_ref())
+            .await;
+        if matches!(selection, HoldSelection::BestAvailable { .. })
+            && matches!(result, Err(ServiceError::SeatsUnavailable { .. }))
+        {
             // Best-available lost a race for the seats it picked: pick again
             // once from fresh state.
-            result = self.try_hold(caller, &show, &layout, &selection, scope.as_ref()).await;
+            result = self
+                .try_hold(caller, &show, &layout, &selection, scope.as_ref())
+                .await;
         }
         match &result {
-            Ok(_) => metrics::counter!("boxoffice_holds_total", "outcome" => "created").increment(1),
-            Err(_) => metrics::counter!("boxoffice_holds_total", "outcome" => "rejected").increment(1),
+            Ok(_) => {
+                metrics::counter!("boxoffice_holds_total", "outcome" => "created").increment(1)
+            }
+            Err(_) => {
+                metrics::counter!("boxoffice_holds_total", "outcome" => "rejected").increment(1)
+            }
         }
         self.settle(scope, result).await
     }
@@ -207,14 +289,26 @@ impl BookingService {
     ) -> ServiceResult<HoldView> {
         let now = self.clock.now();
         let items = self.resolve_selection(show, layout, selection, now).await?;
-        let currency = show.prices.values().next().map(|m| m.currency).ok_or_else(|| ServiceError::Internal("show without prices".into()))?;
+        let currency = show
+            .prices
+            .values()
+            .next()
+            .map(|m| m.currency)
+            .ok_or_else(|| ServiceError::Internal("show without prices".into()))?;
         let mut total = Money::zero(currency);
         for seat in &items.seats {
-            total = total.checked_add(&seat.price).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            total = total
+                .checked_add(&seat.price)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
         }
         for place in &items.standing {
-            let line = place.unit_price.checked_mul(place.quantity).map_err(|e| ServiceError::Internal(e.to_string()))?;
-            total = total.checked_add(&line).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            let line = place
+                .unit_price
+                .checked_mul(place.quantity)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            total = total
+                .checked_add(&line)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
         }
         let hold = NewHold {
             id: crate::new_id!(HoldId, now),
@@ -240,25 +334,48 @@ impl BookingService {
             ended_at: None,
         };
         let view = HoldView::of(&would_be, now);
-        let completion = scope.map(|scope| IdempotencyCompletion { scope: scope.clone(), response: stored_json(201, &view) });
+        let completion = scope.map(|scope| IdempotencyCompletion {
+            scope: scope.clone(),
+            response: stored_json(201, &view),
+        });
         match self.store.create_hold(&hold, completion.as_ref()).await? {
             Ok(_) => Ok(view),
-            Err(HoldRejection::SeatsUnavailable { seat_ids }) => Err(ServiceError::SeatsUnavailable {
-                seat_ids: seat_ids.iter().map(|id| id.to_string()).collect(),
-                sections: Vec::new(),
-            }),
+            Err(HoldRejection::SeatsUnavailable { seat_ids }) => {
+                Err(ServiceError::SeatsUnavailable {
+                    seat_ids: seat_ids.iter().map(|id| id.to_string()).collect(),
+                    sections: Vec::new(),
+                })
+            }
             Err(HoldRejection::StandingUnavailable { section, .. }) => {
-                Err(ServiceError::SeatsUnavailable { seat_ids: Vec::new(), sections: vec![section] })
+                Err(ServiceError::SeatsUnavailable {
+                    seat_ids: Vec::new(),
+                    sections: vec![section],
+                })
             }
-            Err(HoldRejection::TicketLimitExceeded { limit, already, requested }) => {
-                Err(ServiceError::TicketLimitExceeded { limit, already, requested })
-            }
+            Err(HoldRejection::TicketLimitExceeded {
+                limit,
+                already,
+                requested,
+            }) => Err(ServiceError::TicketLimitExceeded {
+                limit,
+                already,
+                requested,
+            }),
         }
     }
 
-    async fn resolve_selection(&self, show: &boxoffice_store::ShowRecord, layout: &boxoffice_domain::VenueLayout, selection: &HoldSelection, now: DateTime<Utc>) -> ServiceResult<HoldItems> {
+    async fn resolve_selection(
+        &self,
+        show: &boxoffice_store::ShowRecord,
+        layout: &boxoffice_domain::VenueLayout,
+        selection: &HoldSelection,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<HoldItems> {
         let price_of = |category: &str| -> ServiceResult<Money> {
-            show.prices.get(category).cloned().ok_or_else(|| ServiceError::Internal(format!("no price for category {category}")))
+            show.prices
+                .get(category)
+                .cloned()
+                .ok_or_else(|| ServiceError::Internal(format!("no price for category {category}")))
         };
         let mut items = HoldItems::default();
         match selection {
@@ -284,7 +401,10 @@ impl BookingService {
             }
             HoldSelection::Standing { section, quantity } => {
                 let Some((standing, _capacity)) = layout.find_standing(section) else {
-                    return Err(ServiceError::invalid("section", format!("the venue has no standing section {section}")));
+                    return Err(ServiceError::invalid(
+                        "section",
+                        format!("the venue has no standing section {section}"),
+                    ));
                 };
                 items.standing.push(HeldStanding {
                     section: standing.id.clone(),
@@ -296,7 +416,10 @@ impl BookingService {
             HoldSelection::BestAvailable { quantity, category } => {
                 if let Some(category) = category {
                     if !layout.categories().contains(category) {
-                        return Err(ServiceError::invalid("category", format!("the venue has no category {category}")));
+                        return Err(ServiceError::invalid(
+                            "category",
+                            format!("the venue has no category {category}"),
+                        ));
                     }
                 }
                 let state = self.store.inventory_state(&show.id, now).await?;
@@ -307,8 +430,13 @@ impl BookingService {
                     .map(|(id, _)| id.as_str())
                     .collect();
                 let is_available = |seat: &SeatId| available.contains(seat.as_str());
-                let Some(picked) = best_available(layout, &is_available, *quantity, category.as_deref()) else {
-                    return Err(ServiceError::SeatsUnavailable { seat_ids: Vec::new(), sections: Vec::new() });
+                let Some(picked) =
+                    best_available(layout, &is_available, *quantity, category.as_deref())
+                else {
+                    return Err(ServiceError::SeatsUnavailable {
+                        seat_ids: Vec::new(),
+                        sections: Vec::new(),
+                    });
                 };
                 for seat_id in picked {
                     if let Some((section, _row, seat)) = layout.find_seat(&seat_id) {
@@ -327,7 +455,11 @@ impl BookingService {
 
     async fn owned_hold(&self, caller: &AuthUser, id: &str) -> ServiceResult<HoldRecord> {
         let id = parse_hold_id(id)?;
-        let hold = self.store.hold(&id).await?.ok_or(ServiceError::NotFound { what: "hold" })?;
+        let hold = self
+            .store
+            .hold(&id)
+            .await?
+            .ok_or(ServiceError::NotFound { what: "hold" })?;
         if hold.user_id != caller.id && !caller.is_admin() {
             return Err(ServiceError::NotFound { what: "hold" });
         }
@@ -342,11 +474,20 @@ impl BookingService {
     #[tracing::instrument(skip_all, fields(hold_id = %id, user_id = %caller.id), err(level = "debug"))]
     pub async fn release(&self, caller: &AuthUser, id: &str) -> ServiceResult<()> {
         let hold_id = parse_hold_id(id)?;
-        match self.store.release_hold(&hold_id, Some(&caller.id), self.clock.now()).await? {
+        match self
+            .store
+            .release_hold(&hold_id, Some(&caller.id), self.clock.now())
+            .await?
+        {
             Ok(_) => Ok(()),
             Err(HoldStateRejection::NotFound) => Err(ServiceError::NotFound { what: "hold" }),
             Err(HoldStateRejection::NotActive) => {
-                let status = self.store.hold(&hold_id).await?.map(|h| h.status.as_str().to_string()).unwrap_or_default();
+                let status = self
+                    .store
+                    .hold(&hold_id)
+                    .await?
+                    .map(|h| h.status.as_str().to_string())
+                    .unwrap_or_default();
                 Err(ServiceError::HoldNotActive { status })
             }
         }
@@ -355,18 +496,47 @@ impl BookingService {
     // ----- confirm (pay) ------------------------------------------------
 
     #[tracing::instrument(skip_all, fields(hold_id = %input.hold_id, user_id = %caller.id), err(level = "debug"))]
-    pub async fn confirm(&self, caller: &AuthUser, input: ConfirmInput, idempotency: Option<IdempotencyRequest>) -> ServiceResult<Replayable<BookingView>> {
+    pub async fn confirm(
+        &self,
+        caller: &AuthUser,
+        input: ConfirmInput,
+        idempotency: Option<IdempotencyRequest>,
+    ) -> ServiceResult<Replayable<BookingView>> {
         let Some(idempotency) = idempotency else {
             return Err(ServiceError::IdempotencyKeyRequired);
         };
         if !input.payment_token.starts_with("tok_") || input.payment_token.len() > 255 {
-            return Err(ServiceError::invalid("payment_token", "must be a payment token starting with tok_"));
+            return Err(ServiceError::invalid(
+                "payment_token",
+                "must be a payment token starting with tok_",
+            ));
         }
-        let scope = match self.claim(caller, ROUTE_BOOKINGS, Some(idempotency)).await? {
-            Ok(scope) => scope,
+        let (scope, taken_over) = match self
+            .claim_with_takeover(caller, ROUTE_BOOKINGS, Some(idempotency))
+            .await?
+        {
+            Ok(Some((scope, taken_over))) => (Some(scope), taken_over),
+            Ok(None) => (None, false),
             Err(replay) => return Ok(Replayable::Replay(replay)),
         };
         let result = self.pay_and_book(caller, &input, scope.as_ref()).await;
+        if taken_over && matches!(result, Err(ServiceError::HoldNotActive { .. })) {
+            // The request that first used this key died mid-payment and
+            // reconciliation booked the hold since: that booking is the answer
+            // the first request would have stored.
+            if let Some(booking) = self.booking_of_own_hold(caller, &input.hold_id).await? {
+                let view = BookingView::of(&booking);
+                if let Some(scope) = &scope {
+                    self.store
+                        .complete_idempotency_key(&IdempotencyCompletion {
+                            scope: scope.clone(),
+                            response: stored_json(201, &view),
+                        })
+                        .await?;
+                }
+                return Ok(Replayable::Fresh(view));
+            }
+        }
         let outcome = match &result {
             Ok(_) => "confirmed",
             Err(ServiceError::PaymentDeclined) => "declined",
@@ -377,15 +547,27 @@ impl BookingService {
         self.settle(scope, result).await
     }
 
-    async fn pay_and_book(&self, caller: &AuthUser, input: &ConfirmInput, scope: Option<&IdempotencyScope>) -> ServiceResult<BookingView> {
+    async fn pay_and_book(
+        &self,
+        caller: &AuthUser,
+        input: &ConfirmInput,
+        scope: Option<&IdempotencyScope>,
+    ) -> ServiceResult<BookingView> {
         let hold_id = parse_hold_id(&input.hold_id)?;
         let now = self.clock.now();
         let hold = match self.store.begin_payment(&hold_id, &caller.id, now).await? {
             Ok(hold) => hold,
-            Err(PaymentStartRejection::NotFound) => return Err(ServiceError::NotFound { what: "hold" }),
+            Err(PaymentStartRejection::NotFound) => {
+                return Err(ServiceError::NotFound { what: "hold" })
+            }
             Err(PaymentStartRejection::Expired) => return Err(ServiceError::HoldExpired),
             Err(PaymentStartRejection::NotActive) => {
-                let status = self.store.hold(&hold_id).await?.map(|h| h.status.as_str().to_string()).unwrap_or_default();
+                let status = self
+                    .store
+                    .hold(&hold_id)
+                    .await?
+                    .map(|h| h.status.as_str().to_string())
+                    .unwrap_or_default();
                 return Err(ServiceError::HoldNotActive { status });
             }
         };
@@ -396,11 +578,16 @@ impl BookingService {
             payment_token: input.payment_token.clone(),
         };
         let started = std::time::Instant::now();
-        let outcome = tokio::time::timeout(self.config.payment_timeout, self.gateway.charge(&request)).await;
+        let outcome =
+            tokio::time::timeout(self.config.payment_timeout, self.gateway.charge(&request)).await;
         metrics::histogram!("boxoffice_gateway_seconds").record(started.elapsed().as_secs_f64());
         match outcome {
             Ok(Ok(ChargeOutcome::Captured { reference })) => {
-                let charge = GatewayCharge { reference, amount: hold.total.clone(), refunded: false };
+                let charge = GatewayCharge {
+                    reference,
+                    amount: hold.total.clone(),
+                    refunded: false,
+                };
                 self.book(&hold, &charge, scope).await
             }
             Ok(Ok(ChargeOutcome::Declined { reason })) => {
@@ -409,7 +596,14 @@ impl BookingService {
                     scope: scope.clone(),
                     response: (self.render_error)(&ServiceError::PaymentDeclined),
                 });
-                self.store.abort_payment(&hold.id, PaymentAbort::Declined, self.clock.now(), completion.as_ref()).await?;
+                self.store
+                    .abort_payment(
+                        &hold.id,
+                        PaymentAbort::Declined,
+                        self.clock.now(),
+                        completion.as_ref(),
+                    )
+                    .await?;
                 Err(ServiceError::PaymentDeclined)
             }
             Ok(Err(error)) => {
@@ -425,18 +619,31 @@ impl BookingService {
 
     /// The gateway failed or timed out: it may still have captured. Ask it
     /// once; book if it did, else put the hold back to `ACTIVE`.
-    async fn after_gateway_failure(&self, hold: &HoldRecord, scope: Option<&IdempotencyScope>) -> ServiceResult<BookingView> {
+    async fn after_gateway_failure(
+        &self,
+        hold: &HoldRecord,
+        scope: Option<&IdempotencyScope>,
+    ) -> ServiceResult<BookingView> {
         let key = gateway_key_of_hold(&hold.id);
-        if let Ok(Ok(Some(charge))) = tokio::time::timeout(self.config.payment_timeout, self.gateway.lookup(&key)).await {
+        if let Ok(Ok(Some(charge))) =
+            tokio::time::timeout(self.config.payment_timeout, self.gateway.lookup(&key)).await
+        {
             if !charge.refunded {
                 return self.book(hold, &charge, scope).await;
             }
         }
-        self.store.abort_payment(&hold.id, PaymentAbort::Unavailable, self.clock.now(), None).await?;
+        self.store
+            .abort_payment(&hold.id, PaymentAbort::Unavailable, self.clock.now(), None)
+            .await?;
         Err(ServiceError::PaymentUnavailable)
     }
 
-    fn new_booking(&self, hold: &HoldRecord, charge: &GatewayCharge, now: DateTime<Utc>) -> NewBooking {
+    fn new_booking(
+        &self,
+        hold: &HoldRecord,
+        charge: &GatewayCharge,
+        now: DateTime<Utc>,
+    ) -> NewBooking {
         let booking_id = crate::new_id!(BookingId, now);
         let mut tickets = Vec::with_capacity(hold.items.ticket_count() as usize);
         let mut ticket = |seat_id: Option<SeatId>, section: &str| {
@@ -495,12 +702,24 @@ impl BookingService {
     }
 
     /// Writes the booking of a captured payment.
-    async fn book(&self, hold: &HoldRecord, charge: &GatewayCharge, scope: Option<&IdempotencyScope>) -> ServiceResult<BookingView> {
+    async fn book(
+        &self,
+        hold: &HoldRecord,
+        charge: &GatewayCharge,
+        scope: Option<&IdempotencyScope>,
+    ) -> ServiceResult<BookingView> {
         let now = self.clock.now();
         let new = self.new_booking(hold, charge, now);
         let view = BookingView::of(&new.booking);
-        let completion = scope.map(|scope| IdempotencyCompletion { scope: scope.clone(), response: stored_json(201, &view) });
-        match self.store.complete_booking(&new, now, completion.as_ref()).await? {
+        let completion = scope.map(|scope| IdempotencyCompletion {
+            scope: scope.clone(),
+            response: stored_json(201, &view),
+        });
+        match self
+            .store
+            .complete_booking(&new, now, completion.as_ref())
+            .await?
+        {
             Ok(_) => Ok(view),
             Err(BookingRejection::HoldNotPaying) => {
                 // Someone else (reconciliation) finished this hold.
@@ -508,7 +727,9 @@ impl BookingService {
                     Some(existing) => Ok(BookingView::of(&existing)),
                     None => {
                         self.refund_orphan_charge(&hold.id).await;
-                        Err(ServiceError::HoldNotActive { status: "RELEASED".into() })
+                        Err(ServiceError::HoldNotActive {
+                            status: "RELEASED".into(),
+                        })
                     }
                 }
             }
@@ -526,9 +747,28 @@ impl BookingService {
 
     // ----- bookings ------------------------------------------------------
 
+    async fn booking_of_own_hold(
+        &self,
+        caller: &AuthUser,
+        hold_id: &str,
+    ) -> ServiceResult<Option<BookingRecord>> {
+        let Ok(hold_id) = HoldId::parse(hold_id) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .booking_of_hold(&hold_id)
+            .await?
+            .filter(|booking| booking.user_id == caller.id))
+    }
+
     async fn owned_booking(&self, caller: &AuthUser, id: &str) -> ServiceResult<BookingRecord> {
         let id = BookingId::parse(id).map_err(|_| ServiceError::NotFound { what: "booking" })?;
-        let booking = self.store.booking(&id).await?.ok_or(ServiceError::NotFound { what: "booking" })?;
+        let booking = self
+            .store
+            .booking(&id)
+            .await?
+            .ok_or(ServiceError::NotFound { what: "booking" })?;
         if booking.user_id != caller.id && !caller.is_admin() {
             return Err(ServiceError::NotFound { what: "booking" });
         }
@@ -539,23 +779,41 @@ impl BookingService {
         Ok(BookingView::of(&self.owned_booking(caller, id).await?))
     }
 
-    pub async fn list_bookings(&self, caller: &AuthUser, show_id: Option<&str>, user_id: Option<&str>, page: &PageRequest) -> ServiceResult<Page<BookingView>> {
+    pub async fn list_bookings(
+        &self,
+        caller: &AuthUser,
+        show_id: Option<&str>,
+        user_id: Option<&str>,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<BookingView>> {
         let mut filter = BookingFilter::default();
         if caller.is_admin() {
             if let Some(show_id) = show_id {
-                filter.show_id = Some(parse_show_id(show_id).map_err(|_| ServiceError::invalid("show_id", "not a show ID"))?);
+                filter.show_id = Some(
+                    parse_show_id(show_id)
+                        .map_err(|_| ServiceError::invalid("show_id", "not a show ID"))?,
+                );
             }
             if let Some(user_id) = user_id {
-                filter.user_id = Some(UserId::parse(user_id).map_err(|_| ServiceError::invalid("user_id", "not a user ID"))?);
+                filter.user_id = Some(
+                    UserId::parse(user_id)
+                        .map_err(|_| ServiceError::invalid("user_id", "not a user ID"))?,
+                );
             }
         } else {
             filter.user_id = Some(caller.id.clone());
             if let Some(show_id) = show_id {
-                filter.show_id = Some(parse_show_id(show_id).map_err(|_| ServiceError::invalid("show_id", "not a show ID"))?);
+                filter.show_id = Some(
+                    parse_show_id(show_id)
+                        .map_err(|_| ServiceError::invalid("show_id", "not a show ID"))?,
+                );
             }
         }
         let page = self.store.list_bookings(&filter, page).await?;
-        Ok(Page { items: page.items.iter().map(BookingView::of).collect(), next_cursor: page.next_cursor })
+        Ok(Page {
+            items: page.items.iter().map(BookingView::of).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
     #[tracing::instrument(skip_all, fields(booking_id = %id, user_id = %caller.id), err(level = "debug"))]
@@ -571,10 +829,18 @@ impl BookingService {
             Ok(Ok(())) => {}
             _ => return Err(ServiceError::PaymentUnavailable),
         }
-        match self.store.cancel_booking(&booking.id, &caller.id, self.clock.now()).await? {
+        match self
+            .store
+            .cancel_booking(&booking.id, &caller.id, self.clock.now())
+            .await?
+        {
             Ok(cancelled) => {
                 metrics::counter!("boxoffice_cancellations_total").increment(1);
-                let refreshed = self.store.booking(&cancelled.id).await?.unwrap_or(cancelled);
+                let refreshed = self
+                    .store
+                    .booking(&cancelled.id)
+                    .await?
+                    .unwrap_or(cancelled);
                 Ok(BookingView::of(&refreshed))
             }
             Err(CancelRejection::NotFound) => Err(ServiceError::NotFound { what: "booking" }),
@@ -585,13 +851,23 @@ impl BookingService {
     // ----- check-in ------------------------------------------------------
 
     #[tracing::instrument(skip_all, fields(user_id = %caller.id), err(level = "debug"))]
-    pub async fn check_in(&self, caller: &AuthUser, input: CheckinInput) -> ServiceResult<CheckinView> {
+    pub async fn check_in(
+        &self,
+        caller: &AuthUser,
+        input: CheckinInput,
+    ) -> ServiceResult<CheckinView> {
         caller.require(Role::Staff)?;
         if input.code.len() > TICKET_CODE_LENGTH_MAX {
             return Err(ServiceError::InvalidTicket);
         }
-        let claims = self.verifier.verify(input.code.trim()).map_err(|_| ServiceError::InvalidTicket)?;
-        let outcome = self.store.check_in(&claims.ticket_id, &caller.id, self.clock.now()).await?;
+        let claims = self
+            .verifier
+            .verify(input.code.trim())
+            .map_err(|_| ServiceError::InvalidTicket)?;
+        let outcome = self
+            .store
+            .check_in(&claims.ticket_id, &caller.id, self.clock.now())
+            .await?;
         let outcome_label = match &outcome {
             Ok(_) => "admitted",
             Err(CheckinRejection::AlreadyCheckedIn { .. }) => "already_checked_in",
@@ -608,7 +884,9 @@ impl BookingService {
                 section: ticket.section,
                 checked_in_at: rfc3339(ticket.checked_in_at.unwrap_or_else(|| self.clock.now())),
             }),
-            Err(CheckinRejection::AlreadyCheckedIn { at }) => Err(ServiceError::AlreadyCheckedIn { at }),
+            Err(CheckinRejection::AlreadyCheckedIn { at }) => {
+                Err(ServiceError::AlreadyCheckedIn { at })
+            }
             Err(CheckinRejection::Cancelled) => Err(ServiceError::TicketCancelled),
             Err(CheckinRejection::UnknownTicket) => Err(ServiceError::InvalidTicket),
         }
@@ -616,12 +894,21 @@ impl BookingService {
 
     // ----- admin reads -----------------------------------------------------
 
-    pub async fn audit(&self, caller: &AuthUser, filter: AuditFilter, page: &PageRequest) -> ServiceResult<Page<AuditRecord>> {
+    pub async fn audit(
+        &self,
+        caller: &AuthUser,
+        filter: AuditFilter,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<AuditRecord>> {
         caller.require(Role::Admin)?;
         Ok(self.store.list_audit(&filter, page).await?)
     }
 
-    pub async fn sandbox_charges(&self, caller: &AuthUser, hold_id: &str) -> ServiceResult<Vec<SandboxChargeView>> {
+    pub async fn sandbox_charges(
+        &self,
+        caller: &AuthUser,
+        hold_id: &str,
+    ) -> ServiceResult<Vec<SandboxChargeView>> {
         caller.require(Role::Admin)?;
         let charges = self.store.sandbox_charges_of_hold(hold_id).await?;
         Ok(charges
@@ -631,7 +918,11 @@ impl BookingService {
                 hold_id: charge.hold_id,
                 idempotency_key: charge.idempotency_key,
                 amount: MoneyView::from(&charge.amount),
-                status: if charge.refunded { "REFUNDED" } else { "CAPTURED" },
+                status: if charge.refunded {
+                    "REFUNDED"
+                } else {
+                    "CAPTURED"
+                },
                 created_at: rfc3339(charge.created_at),
             })
             .collect())
@@ -643,7 +934,10 @@ impl BookingService {
     pub async fn expire_due_holds(&self) -> ServiceResult<usize> {
         let mut expired = 0;
         loop {
-            let batch = self.store.expire_due_holds(self.clock.now(), EXPIRY_BATCH_MAX).await?;
+            let batch = self
+                .store
+                .expire_due_holds(self.clock.now(), EXPIRY_BATCH_MAX)
+                .await?;
             expired += batch.len();
             if batch.len() < EXPIRY_BATCH_MAX as usize {
                 break;
@@ -659,12 +953,17 @@ impl BookingService {
     /// Finishes holds stuck in `PAYING` (their confirming request died): book
     /// them if the gateway captured, else put them back. Returns how many.
     pub async fn reconcile_payments(&self) -> ServiceResult<usize> {
-        let grace = chrono::Duration::from_std(self.config.payment_timeout + RECONCILE_GRACE).unwrap_or_default();
-        let stuck = self.store.holds_in_payment(self.clock.now() - grace, RECONCILE_BATCH_MAX).await?;
+        let grace = chrono::Duration::from_std(self.config.payment_timeout + RECONCILE_GRACE)
+            .unwrap_or_default();
+        let stuck = self
+            .store
+            .holds_in_payment(self.clock.now() - grace, RECONCILE_BATCH_MAX)
+            .await?;
         let mut finished = 0;
         for hold in stuck {
             let key = gateway_key_of_hold(&hold.id);
-            let lookup = tokio::time::timeout(self.config.payment_timeout, self.gateway.lookup(&key)).await;
+            let lookup =
+                tokio::time::timeout(self.config.payment_timeout, self.gateway.lookup(&key)).await;
             match lookup {
                 Ok(Ok(Some(charge))) if !charge.refunded => {
                     tracing::info!(hold_id = %hold.id, "reconciliation: captured payment found, booking");
@@ -672,7 +971,9 @@ impl BookingService {
                 }
                 Ok(Ok(_)) => {
                     tracing::info!(hold_id = %hold.id, "reconciliation: no payment captured, hold back on sale path");
-                    self.store.abort_payment(&hold.id, PaymentAbort::Unavailable, self.clock.now(), None).await?;
+                    self.store
+                        .abort_payment(&hold.id, PaymentAbort::Unavailable, self.clock.now(), None)
+                        .await?;
                 }
                 _ => {
                     tracing::warn!(hold_id = %hold.id, "reconciliation: gateway unreachable, will retry");

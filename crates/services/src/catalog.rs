@@ -37,7 +37,12 @@ pub const SEARCH_QUERY_LENGTH_MAX: usize = 200;
 
 fn text_error(field: &str, value: &str, min: usize, max: usize, errors: &mut Vec<FieldError>) {
     let length = value.chars().count();
-    if length < min || length > max || value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if length < min
+        || length > max
+        || value
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         errors.push(FieldError {
             field: field.into(),
             message: format!("must be {min} to {max} characters without control characters"),
@@ -71,15 +76,42 @@ pub struct EventPatchInput {
 
 fn validate_event(event: &EventRecord) -> ServiceResult<()> {
     let mut errors = Vec::new();
-    text_error("title", event.title.trim(), 1, TITLE_LENGTH_MAX, &mut errors);
-    text_error("description", &event.description, 0, DESCRIPTION_LENGTH_MAX, &mut errors);
-    text_error("performer", &event.performer, 0, PERFORMER_LENGTH_MAX, &mut errors);
+    text_error(
+        "title",
+        event.title.trim(),
+        1,
+        TITLE_LENGTH_MAX,
+        &mut errors,
+    );
+    text_error(
+        "description",
+        &event.description,
+        0,
+        DESCRIPTION_LENGTH_MAX,
+        &mut errors,
+    );
+    text_error(
+        "performer",
+        &event.performer,
+        0,
+        PERFORMER_LENGTH_MAX,
+        &mut errors,
+    );
     text_error("genre", &event.genre, 0, GENRE_LENGTH_MAX, &mut errors);
     if event.tags.len() > TAGS_MAX {
-        errors.push(FieldError { field: "tags".into(), message: format!("at most {TAGS_MAX} tags") });
+        errors.push(FieldError {
+            field: "tags".into(),
+            message: format!("at most {TAGS_MAX} tags"),
+        });
     }
     for (index, tag) in event.tags.iter().enumerate() {
-        text_error(&format!("tags[{index}]"), tag, 1, TAG_LENGTH_MAX, &mut errors);
+        text_error(
+            &format!("tags[{index}]"),
+            tag,
+            1,
+            TAG_LENGTH_MAX,
+            &mut errors,
+        );
     }
     if errors.is_empty() {
         Ok(())
@@ -283,37 +315,62 @@ pub(crate) fn parse_show_id(id: &str) -> ServiceResult<ShowId> {
     ShowId::parse(id).map_err(|_| ServiceError::NotFound { what: "show" })
 }
 
-fn validate_prices(prices: &BTreeMap<String, Money>, layout: &VenueLayout, errors: &mut Vec<FieldError>) -> Vec<String> {
+fn validate_prices(
+    prices: &BTreeMap<String, Money>,
+    layout: &VenueLayout,
+    errors: &mut Vec<FieldError>,
+) -> Vec<String> {
     let categories = layout.categories();
     for category in prices.keys() {
         if !categories.contains(category) {
-            errors.push(FieldError { field: format!("prices.{category}"), message: "the venue has no such category".into() });
+            errors.push(FieldError {
+                field: format!("prices.{category}"),
+                message: "the venue has no such category".into(),
+            });
         }
     }
-    let mut currencies: Vec<&str> = prices.values().map(|money| money.currency.as_str()).collect();
+    let mut currencies: Vec<&str> = prices
+        .values()
+        .map(|money| money.currency.as_str())
+        .collect();
     currencies.sort();
     currencies.dedup();
     if currencies.len() > 1 {
-        errors.push(FieldError { field: "prices".into(), message: "all prices of a show must use one currency".into() });
+        errors.push(FieldError {
+            field: "prices".into(),
+            message: "all prices of a show must use one currency".into(),
+        });
     }
-    categories.into_iter().filter(|category| !prices.contains_key(category)).collect()
+    categories
+        .into_iter()
+        .filter(|category| !prices.contains_key(category))
+        .collect()
 }
 
 fn validate_ttl(value: i64, errors: &mut Vec<FieldError>) -> u32 {
     if !(1..=HOLD_TTL_SECONDS_MAX).contains(&value) {
-        errors.push(FieldError { field: "hold_ttl_seconds".into(), message: format!("must be 1 to {HOLD_TTL_SECONDS_MAX}") });
+        errors.push(FieldError {
+            field: "hold_ttl_seconds".into(),
+            message: format!("must be 1 to {HOLD_TTL_SECONDS_MAX}"),
+        });
     }
     u32::try_from(value.clamp(1, HOLD_TTL_SECONDS_MAX)).unwrap_or(HOLD_TTL_SECONDS_DEFAULT)
 }
 
 fn validate_max_tickets(value: i64, errors: &mut Vec<FieldError>) -> u32 {
     if !(1..=MAX_TICKETS_PER_USER_MAX).contains(&value) {
-        errors.push(FieldError { field: "max_tickets_per_user".into(), message: format!("must be 1 to {MAX_TICKETS_PER_USER_MAX}") });
+        errors.push(FieldError {
+            field: "max_tickets_per_user".into(),
+            message: format!("must be 1 to {MAX_TICKETS_PER_USER_MAX}"),
+        });
     }
     u32::try_from(value.clamp(1, MAX_TICKETS_PER_USER_MAX)).unwrap_or(MAX_TICKETS_PER_USER_DEFAULT)
 }
 
-fn validate_waiting_room(input: &WaitingRoomInput, errors: &mut Vec<FieldError>) -> WaitingRoomSettings {
+fn validate_waiting_room(
+    input: &WaitingRoomInput,
+    errors: &mut Vec<FieldError>,
+) -> WaitingRoomSettings {
     if !(1..=ADMIT_PER_MINUTE_MAX).contains(&input.admit_per_minute) {
         errors.push(FieldError {
             field: "waiting_room.admit_per_minute".into(),
@@ -322,21 +379,29 @@ fn validate_waiting_room(input: &WaitingRoomInput, errors: &mut Vec<FieldError>)
     }
     WaitingRoomSettings {
         enabled: input.enabled,
-        admit_per_minute: u32::try_from(input.admit_per_minute.clamp(1, ADMIT_PER_MINUTE_MAX)).unwrap_or(2000),
+        admit_per_minute: u32::try_from(input.admit_per_minute.clamp(1, ADMIT_PER_MINUTE_MAX))
+            .unwrap_or(2000),
     }
 }
 
 fn parse_status(value: &str, errors: &mut Vec<FieldError>) -> Option<ShowStatus> {
     let status = ShowStatus::parse(value);
     if status.is_none() {
-        errors.push(FieldError { field: "status".into(), message: "must be ON_SALE, PAUSED or CANCELLED".into() });
+        errors.push(FieldError {
+            field: "status".into(),
+            message: "must be ON_SALE, PAUSED or CANCELLED".into(),
+        });
     }
     status
 }
 
 impl CatalogService {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        CatalogService { store, clock, layouts: RwLock::new(HashMap::new()) }
+        CatalogService {
+            store,
+            clock,
+            layouts: RwLock::new(HashMap::new()),
+        }
     }
 
     pub(crate) async fn layout(&self, venue_id: &VenueId) -> ServiceResult<Arc<VenueLayout>> {
@@ -345,7 +410,11 @@ impl CatalogService {
                 return Ok(layout.clone());
             }
         }
-        let venue = self.store.venue(venue_id).await?.ok_or(ServiceError::NotFound { what: "venue" })?;
+        let venue = self
+            .store
+            .venue(venue_id)
+            .await?
+            .ok_or(ServiceError::NotFound { what: "venue" })?;
         let layout = Arc::new(venue.venue.layout);
         if let Ok(mut cache) = self.layouts.write() {
             cache.insert(venue_id.clone(), layout.clone());
@@ -353,18 +422,32 @@ impl CatalogService {
         Ok(layout)
     }
 
-    pub async fn create_venue(&self, caller: &AuthUser, input: VenueInput) -> ServiceResult<VenueView> {
+    pub async fn create_venue(
+        &self,
+        caller: &AuthUser,
+        input: VenueInput,
+    ) -> ServiceResult<VenueView> {
         caller.require(Role::Admin)?;
-        let venue = input.validate().map_err(|errors| ServiceError::InvalidRequest { errors })?;
+        let venue = input
+            .validate()
+            .map_err(|errors| ServiceError::InvalidRequest { errors })?;
         let now = self.clock.now();
-        let record = VenueRecord { id: crate::new_id!(VenueId, now), venue, created_at: now };
+        let record = VenueRecord {
+            id: crate::new_id!(VenueId, now),
+            venue,
+            created_at: now,
+        };
         self.store.insert_venue(&record).await?;
         Ok(VenueView::of(&record))
     }
 
     pub async fn venue(&self, id: &str) -> ServiceResult<VenueView> {
         let id = VenueId::parse(id).map_err(|_| ServiceError::NotFound { what: "venue" })?;
-        let record = self.store.venue(&id).await?.ok_or(ServiceError::NotFound { what: "venue" })?;
+        let record = self
+            .store
+            .venue(&id)
+            .await?
+            .ok_or(ServiceError::NotFound { what: "venue" })?;
         Ok(VenueView::of(&record))
     }
 
@@ -390,7 +473,11 @@ impl CatalogService {
         })
     }
 
-    pub async fn create_event(&self, caller: &AuthUser, input: EventInput) -> ServiceResult<EventView> {
+    pub async fn create_event(
+        &self,
+        caller: &AuthUser,
+        input: EventInput,
+    ) -> ServiceResult<EventView> {
         caller.require(Role::Admin)?;
         let now = self.clock.now();
         let event = EventRecord {
@@ -399,7 +486,11 @@ impl CatalogService {
             description: input.description,
             performer: input.performer.trim().to_string(),
             genre: input.genre.trim().to_string(),
-            tags: input.tags.into_iter().map(|tag| tag.trim().to_string()).collect(),
+            tags: input
+                .tags
+                .into_iter()
+                .map(|tag| tag.trim().to_string())
+                .collect(),
             created_at: now,
             updated_at: now,
         };
@@ -408,10 +499,19 @@ impl CatalogService {
         Ok(EventView::of(&event, Some(Vec::new())))
     }
 
-    pub async fn update_event(&self, caller: &AuthUser, id: &str, patch: EventPatchInput) -> ServiceResult<EventView> {
+    pub async fn update_event(
+        &self,
+        caller: &AuthUser,
+        id: &str,
+        patch: EventPatchInput,
+    ) -> ServiceResult<EventView> {
         caller.require(Role::Admin)?;
         let id = EventId::parse(id).map_err(|_| ServiceError::NotFound { what: "event" })?;
-        let mut event = self.store.event(&id).await?.ok_or(ServiceError::NotFound { what: "event" })?;
+        let mut event = self
+            .store
+            .event(&id)
+            .await?
+            .ok_or(ServiceError::NotFound { what: "event" })?;
         if let Some(title) = patch.title {
             event.title = title.trim().to_string();
         }
@@ -437,7 +537,11 @@ impl CatalogService {
 
     pub async fn event(&self, id: &str) -> ServiceResult<EventView> {
         let id = EventId::parse(id).map_err(|_| ServiceError::NotFound { what: "event" })?;
-        let event = self.store.event(&id).await?.ok_or(ServiceError::NotFound { what: "event" })?;
+        let event = self
+            .store
+            .event(&id)
+            .await?
+            .ok_or(ServiceError::NotFound { what: "event" })?;
         let mut shows = Vec::new();
         for show in self.store.shows_of_event(&id).await? {
             shows.push(self.show_view(&show, Some(&event)).await?);
@@ -445,26 +549,68 @@ impl CatalogService {
         Ok(EventView::of(&event, Some(shows)))
     }
 
-    pub async fn search_events(&self, filter: EventFilter, page: &PageRequest) -> ServiceResult<Page<EventView>> {
-        if filter.query.as_ref().is_some_and(|q| q.chars().count() > SEARCH_QUERY_LENGTH_MAX) {
-            return Err(ServiceError::invalid("q", format!("at most {SEARCH_QUERY_LENGTH_MAX} characters")));
+    pub async fn search_events(
+        &self,
+        filter: EventFilter,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<EventView>> {
+        if filter
+            .query
+            .as_ref()
+            .is_some_and(|q| q.chars().count() > SEARCH_QUERY_LENGTH_MAX)
+        {
+            return Err(ServiceError::invalid(
+                "q",
+                format!("at most {SEARCH_QUERY_LENGTH_MAX} characters"),
+            ));
         }
         let events = self.store.list_events(&filter, page).await?;
-        Ok(Page { items: events.items.iter().map(|e| EventView::of(e, None)).collect(), next_cursor: events.next_cursor })
+        Ok(Page {
+            items: events
+                .items
+                .iter()
+                .map(|e| EventView::of(e, None))
+                .collect(),
+            next_cursor: events.next_cursor,
+        })
     }
 
-    pub async fn create_show(&self, caller: &AuthUser, event_id: &str, input: ShowInput) -> ServiceResult<ShowView> {
+    pub async fn create_show(
+        &self,
+        caller: &AuthUser,
+        event_id: &str,
+        input: ShowInput,
+    ) -> ServiceResult<ShowView> {
         caller.require(Role::Admin)?;
-        let event_id = EventId::parse(event_id).map_err(|_| ServiceError::NotFound { what: "event" })?;
-        let event = self.store.event(&event_id).await?.ok_or(ServiceError::NotFound { what: "event" })?;
-        let venue_id = VenueId::parse(&input.venue_id).map_err(|_| ServiceError::NotFound { what: "venue" })?;
+        let event_id =
+            EventId::parse(event_id).map_err(|_| ServiceError::NotFound { what: "event" })?;
+        let event = self
+            .store
+            .event(&event_id)
+            .await?
+            .ok_or(ServiceError::NotFound { what: "event" })?;
+        let venue_id = VenueId::parse(&input.venue_id)
+            .map_err(|_| ServiceError::NotFound { what: "venue" })?;
         let layout = self.layout(&venue_id).await?;
         let mut errors = Vec::new();
         let missing = validate_prices(&input.prices, &layout, &mut errors);
-        let hold_ttl_seconds = validate_ttl(input.hold_ttl_seconds.unwrap_or(i64::from(HOLD_TTL_SECONDS_DEFAULT)), &mut errors);
-        let max_tickets_per_user =
-            validate_max_tickets(input.max_tickets_per_user.unwrap_or(i64::from(MAX_TICKETS_PER_USER_DEFAULT)), &mut errors);
-        let waiting_room = input.waiting_room.as_ref().map(|w| validate_waiting_room(w, &mut errors)).unwrap_or_default();
+        let hold_ttl_seconds = validate_ttl(
+            input
+                .hold_ttl_seconds
+                .unwrap_or(i64::from(HOLD_TTL_SECONDS_DEFAULT)),
+            &mut errors,
+        );
+        let max_tickets_per_user = validate_max_tickets(
+            input
+                .max_tickets_per_user
+                .unwrap_or(i64::from(MAX_TICKETS_PER_USER_DEFAULT)),
+            &mut errors,
+        );
+        let waiting_room = input
+            .waiting_room
+            .as_ref()
+            .map(|w| validate_waiting_room(w, &mut errors))
+            .unwrap_or_default();
         let status = match input.status.as_deref() {
             Some(value) => parse_status(value, &mut errors).unwrap_or(ShowStatus::OnSale),
             None => ShowStatus::OnSale,
@@ -473,7 +619,9 @@ impl CatalogService {
             return Err(ServiceError::InvalidRequest { errors });
         }
         if !missing.is_empty() {
-            return Err(ServiceError::PriceMissing { categories: missing });
+            return Err(ServiceError::PriceMissing {
+                categories: missing,
+            });
         }
         let now = self.clock.now();
         let show = ShowRecord {
@@ -495,10 +643,19 @@ impl CatalogService {
         self.show_view(&show, Some(&event)).await
     }
 
-    pub async fn update_show(&self, caller: &AuthUser, id: &str, input: ShowPatchInput) -> ServiceResult<ShowView> {
+    pub async fn update_show(
+        &self,
+        caller: &AuthUser,
+        id: &str,
+        input: ShowPatchInput,
+    ) -> ServiceResult<ShowView> {
         caller.require(Role::Admin)?;
         let id = parse_show_id(id)?;
-        let show = self.store.show(&id).await?.ok_or(ServiceError::NotFound { what: "show" })?;
+        let show = self
+            .store
+            .show(&id)
+            .await?
+            .ok_or(ServiceError::NotFound { what: "show" })?;
         let layout = self.layout(&show.venue_id).await?;
         let mut errors = Vec::new();
         let mut patch = ShowPatch::default();
@@ -508,14 +665,21 @@ impl CatalogService {
         if let Some(prices) = &input.prices {
             let missing = validate_prices(prices, &layout, &mut errors);
             if !missing.is_empty() && errors.is_empty() {
-                return Err(ServiceError::PriceMissing { categories: missing });
+                return Err(ServiceError::PriceMissing {
+                    categories: missing,
+                });
             }
             patch.prices = Some(prices.clone());
         }
         patch.sales_start = input.sales_start;
         patch.hold_ttl_seconds = input.hold_ttl_seconds.map(|v| validate_ttl(v, &mut errors));
-        patch.max_tickets_per_user = input.max_tickets_per_user.map(|v| validate_max_tickets(v, &mut errors));
-        patch.waiting_room = input.waiting_room.as_ref().map(|w| validate_waiting_room(w, &mut errors));
+        patch.max_tickets_per_user = input
+            .max_tickets_per_user
+            .map(|v| validate_max_tickets(v, &mut errors));
+        patch.waiting_room = input
+            .waiting_room
+            .as_ref()
+            .map(|w| validate_waiting_room(w, &mut errors));
         if !errors.is_empty() {
             return Err(ServiceError::InvalidRequest { errors });
         }
@@ -529,7 +693,10 @@ impl CatalogService {
 
     pub async fn show_record(&self, id: &str) -> ServiceResult<ShowRecord> {
         let id = parse_show_id(id)?;
-        self.store.show(&id).await?.ok_or(ServiceError::NotFound { what: "show" })
+        self.store
+            .show(&id)
+            .await?
+            .ok_or(ServiceError::NotFound { what: "show" })
     }
 
     pub async fn show(&self, id: &str) -> ServiceResult<ShowView> {
@@ -537,13 +704,28 @@ impl CatalogService {
         self.show_view(&show, None).await
     }
 
-    async fn show_view(&self, show: &ShowRecord, event: Option<&EventRecord>) -> ServiceResult<ShowView> {
+    async fn show_view(
+        &self,
+        show: &ShowRecord,
+        event: Option<&EventRecord>,
+    ) -> ServiceResult<ShowView> {
         let event = match event {
             Some(event) => event.clone(),
-            None => self.store.event(&show.event_id).await?.ok_or(ServiceError::NotFound { what: "event" })?,
+            None => self
+                .store
+                .event(&show.event_id)
+                .await?
+                .ok_or(ServiceError::NotFound { what: "event" })?,
         };
-        let venue = self.store.venue(&show.venue_id).await?.ok_or(ServiceError::NotFound { what: "venue" })?;
-        let state = self.store.inventory_state(&show.id, self.clock.now()).await?;
+        let venue = self
+            .store
+            .venue(&show.venue_id)
+            .await?
+            .ok_or(ServiceError::NotFound { what: "venue" })?;
+        let state = self
+            .store
+            .inventory_state(&show.id, self.clock.now())
+            .await?;
         Ok(ShowView {
             id: show.id.to_string(),
             event_id: show.event_id.to_string(),
@@ -553,7 +735,11 @@ impl CatalogService {
             city: venue.venue.city,
             starts_at: rfc3339(show.starts_at),
             sales_start: rfc3339(show.sales_start),
-            prices: show.prices.iter().map(|(k, v)| (k.clone(), MoneyView::from(v))).collect(),
+            prices: show
+                .prices
+                .iter()
+                .map(|(k, v)| (k.clone(), MoneyView::from(v)))
+                .collect(),
             hold_ttl_seconds: show.hold_ttl_seconds,
             max_tickets_per_user: show.max_tickets_per_user,
             waiting_room: show.waiting_room.clone(),
@@ -567,15 +753,25 @@ impl CatalogService {
     pub async fn seat_map(&self, id: &str) -> ServiceResult<(SeatMapView, String)> {
         let show = self.show_record(id).await?;
         let layout = self.layout(&show.venue_id).await?;
-        let state = self.store.inventory_state(&show.id, self.clock.now()).await?;
-        let statuses: HashMap<&str, SeatStatus> = state.seats.iter().map(|(id, status)| (id.as_str(), *status)).collect();
+        let state = self
+            .store
+            .inventory_state(&show.id, self.clock.now())
+            .await?;
+        let statuses: HashMap<&str, SeatStatus> = state
+            .seats
+            .iter()
+            .map(|(id, status)| (id.as_str(), *status))
+            .collect();
         let zero = show.prices.values().next().map(|m| Money::zero(m.currency));
         let price_of = |category: &str| -> MoneyView {
             show.prices
                 .get(category)
                 .or(zero.as_ref())
                 .map(MoneyView::from)
-                .unwrap_or(MoneyView { amount: 0, currency: "EUR".into() })
+                .unwrap_or(MoneyView {
+                    amount: 0,
+                    currency: "EUR".into(),
+                })
         };
         let seats = layout
             .seats()
@@ -586,7 +782,11 @@ impl CatalogService {
                 number: seat.number.clone(),
                 category: seat.category.clone(),
                 price: price_of(&seat.category),
-                status: statuses.get(seat.id.as_str()).copied().unwrap_or(SeatStatus::Available).as_str(),
+                status: statuses
+                    .get(seat.id.as_str())
+                    .copied()
+                    .unwrap_or(SeatStatus::Available)
+                    .as_str(),
                 x: seat.x,
                 y: seat.y,
                 accessible: seat.accessible,
@@ -609,9 +809,18 @@ impl CatalogService {
                 SectionKind::Seated { .. } => None,
             })
             .collect();
-        let etag = format!("W/\"{}-{}-{}\"", show.id, state.version, state.lapsed_places);
+        let etag = format!(
+            "W/\"{}-{}-{}\"",
+            show.id, state.version, state.lapsed_places
+        );
         Ok((
-            SeatMapView { show_id: show.id.to_string(), version: state.version, seats, standing, summary: summary_of(&state) },
+            SeatMapView {
+                show_id: show.id.to_string(),
+                version: state.version,
+                seats,
+                standing,
+                summary: summary_of(&state),
+            },
             etag,
         ))
     }
@@ -620,24 +829,47 @@ impl CatalogService {
         caller.require(Role::Admin)?;
         let show = self.show_record(id).await?;
         let layout = self.layout(&show.venue_id).await?;
-        let (mut sections, revenue, tickets_sold) = self.store.sales(&show.id, self.clock.now()).await?;
+        let (mut sections, revenue, tickets_sold) =
+            self.store.sales(&show.id, self.clock.now()).await?;
         let order: Vec<&str> = layout.sections.iter().map(|s| s.id.as_str()).collect();
-        sections.sort_by_key(|s| order.iter().position(|id| *id == s.section).unwrap_or(usize::MAX));
-        let currency = show.prices.values().next().map(|m| m.currency.as_str().to_string()).unwrap_or_else(|| "EUR".into());
+        sections.sort_by_key(|s| {
+            order
+                .iter()
+                .position(|id| *id == s.section)
+                .unwrap_or(usize::MAX)
+        });
+        let currency = show
+            .prices
+            .values()
+            .next()
+            .map(|m| m.currency.as_str().to_string())
+            .unwrap_or_else(|| "EUR".into());
         Ok(SalesView {
             show_id: show.id.to_string(),
             sections: sections
                 .into_iter()
-                .map(|s| SectionSalesView { section: s.section, available: s.available, held: s.held, booked: s.booked })
+                .map(|s| SectionSalesView {
+                    section: s.section,
+                    available: s.available,
+                    held: s.held,
+                    booked: s.booked,
+                })
                 .collect(),
-            revenue: MoneyView { amount: revenue, currency },
+            revenue: MoneyView {
+                amount: revenue,
+                currency,
+            },
             tickets_sold,
         })
     }
 }
 
 fn summary_of(state: &boxoffice_store::ShowInventoryState) -> Summary {
-    let mut summary = Summary { available: 0, held: 0, booked: 0 };
+    let mut summary = Summary {
+        available: 0,
+        held: 0,
+        booked: 0,
+    };
     for (_, status) in &state.seats {
         match status {
             SeatStatus::Available => summary.available += 1,

@@ -27,13 +27,20 @@ pub enum ServiceError {
     EmailTaken,
     /// 409 `seats_unavailable`.
     #[error("some of the requested places are not available")]
-    SeatsUnavailable { seat_ids: Vec<String>, sections: Vec<String> },
+    SeatsUnavailable {
+        seat_ids: Vec<String>,
+        sections: Vec<String>,
+    },
     /// 409 `show_not_on_sale`.
     #[error("the show is not on sale")]
     ShowNotOnSale { reason: String },
     /// 422 `ticket_limit_exceeded`.
     #[error("this would pass the limit of {limit} tickets per buyer for this show")]
-    TicketLimitExceeded { limit: u32, already: u32, requested: u32 },
+    TicketLimitExceeded {
+        limit: u32,
+        already: u32,
+        requested: u32,
+    },
     /// 422 `price_missing`.
     #[error("every category of the venue needs a price")]
     PriceMissing { categories: Vec<String> },
@@ -70,6 +77,9 @@ pub enum ServiceError {
     /// 409 `request_in_progress`.
     #[error("a request with this Idempotency-Key is still running")]
     RequestInProgress,
+    /// 403 `admission_required`: the show has a waiting room.
+    #[error("this show has a waiting room: join it and send the X-Admission-Token it gives")]
+    AdmissionRequired,
     /// 501 `not_implemented`.
     #[error("not implemented yet")]
     NotImplemented,
@@ -84,7 +94,10 @@ pub enum ServiceError {
 impl ServiceError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         ServiceError::InvalidRequest {
-            errors: vec![FieldError { field: field.into(), message: message.into() }],
+            errors: vec![FieldError {
+                field: field.into(),
+                message: message.into(),
+            }],
         }
     }
 
@@ -105,7 +118,9 @@ impl From<StoreError> for ServiceError {
         match error {
             StoreError::NotFound => ServiceError::NotFound { what: "resource" },
             StoreError::Unavailable(message) => ServiceError::Unavailable(message),
-            StoreError::Conflict(message) | StoreError::Other(message) => ServiceError::Internal(message),
+            StoreError::Conflict(message) | StoreError::Other(message) => {
+                ServiceError::Internal(message)
+            }
         }
     }
 }

@@ -54,10 +54,18 @@ pub struct Services {
 }
 
 impl Services {
-    pub async fn build(store: Arc<dyn Store>, config: ServicesConfig, render_error: ErrorRenderer) -> ServiceResult<Arc<Services>> {
+    pub async fn build(
+        store: Arc<dyn Store>,
+        config: ServicesConfig,
+        render_error: ErrorRenderer,
+    ) -> ServiceResult<Arc<Services>> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let secrets = secrets::load(store.as_ref(), &config).await?;
-        let gateway: Arc<dyn PaymentGateway> = Arc::new(SandboxGateway::new(store.clone(), clock.clone(), config.sandbox_latency));
+        let gateway: Arc<dyn PaymentGateway> = Arc::new(SandboxGateway::new(
+            store.clone(),
+            clock.clone(),
+            config.sandbox_latency,
+        ));
         let catalog = Arc::new(CatalogService::new(store.clone(), clock.clone()));
         let booking = BookingService::new(
             store.clone(),
@@ -79,10 +87,16 @@ impl Services {
 
 /// Runs the expiry sweeper and payment reconciliation until `shutdown` flips.
 /// Reconciliation also runs once right away (start-up recovery).
-pub fn spawn_background(services: Arc<Services>, expiry_interval: Duration, reconcile_interval: Duration, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+pub fn spawn_background(
+    services: Arc<Services>,
+    expiry_interval: Duration,
+    reconcile_interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut expiry = tokio::time::interval(expiry_interval.max(Duration::from_millis(50)));
-        let mut reconcile = tokio::time::interval(reconcile_interval.max(Duration::from_millis(100)));
+        let mut reconcile =
+            tokio::time::interval(reconcile_interval.max(Duration::from_millis(100)));
         expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

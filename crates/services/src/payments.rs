@@ -66,8 +66,16 @@ pub struct SandboxGateway {
 }
 
 impl SandboxGateway {
-    pub fn new(ledger: Arc<dyn SandboxLedgerStore>, clock: Arc<dyn Clock>, latency: Duration) -> Self {
-        SandboxGateway { ledger, clock, latency }
+    pub fn new(
+        ledger: Arc<dyn SandboxLedgerStore>,
+        clock: Arc<dyn Clock>,
+        latency: Duration,
+    ) -> Self {
+        SandboxGateway {
+            ledger,
+            clock,
+            latency,
+        }
     }
 
     async fn delay(&self) {
@@ -91,9 +99,15 @@ impl PaymentGateway for SandboxGateway {
         self.delay().await;
         match request.payment_token.as_str() {
             "tok_declined" => {
-                return Ok(ChargeOutcome::Declined { reason: "card_declined".into() });
+                return Ok(ChargeOutcome::Declined {
+                    reason: "card_declined".into(),
+                });
             }
-            "tok_unavailable" => return Err(GatewayError::Unavailable("sandbox outage (tok_unavailable)".into())),
+            "tok_unavailable" => {
+                return Err(GatewayError::Unavailable(
+                    "sandbox outage (tok_unavailable)".into(),
+                ))
+            }
             _ => {}
         }
         let now = self.clock.now();
@@ -105,18 +119,35 @@ impl PaymentGateway for SandboxGateway {
             refunded: false,
             created_at: now,
         };
-        let stored = self.ledger.sandbox_capture(&charge).await.map_err(unavailable)?;
-        Ok(ChargeOutcome::Captured { reference: stored.id })
+        let stored = self
+            .ledger
+            .sandbox_capture(&charge)
+            .await
+            .map_err(unavailable)?;
+        Ok(ChargeOutcome::Captured {
+            reference: stored.id,
+        })
     }
 
     async fn lookup(&self, idempotency_key: &str) -> Result<Option<GatewayCharge>, GatewayError> {
-        let charge = self.ledger.sandbox_charge_by_key(idempotency_key).await.map_err(unavailable)?;
-        Ok(charge.map(|charge| GatewayCharge { reference: charge.id, amount: charge.amount, refunded: charge.refunded }))
+        let charge = self
+            .ledger
+            .sandbox_charge_by_key(idempotency_key)
+            .await
+            .map_err(unavailable)?;
+        Ok(charge.map(|charge| GatewayCharge {
+            reference: charge.id,
+            amount: charge.amount,
+            refunded: charge.refunded,
+        }))
     }
 
     async fn refund(&self, idempotency_key: &str) -> Result<(), GatewayError> {
         self.delay().await;
-        self.ledger.sandbox_refund(idempotency_key).await.map_err(unavailable)?;
+        self.ledger
+            .sandbox_refund(idempotency_key)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }

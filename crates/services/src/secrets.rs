@@ -23,16 +23,35 @@ fn random_hex() -> String {
 pub async fn load(store: &dyn Store, config: &ServicesConfig) -> ServiceResult<Secrets> {
     let jwt_secret = match &config.jwt_secret {
         Some(secret) if secret.len() >= 16 => secret.clone(),
-        Some(_) => return Err(ServiceError::Internal("BOXOFFICE_JWT_SECRET must be at least 16 characters".into())),
-        None => store.setting_get_or_insert(JWT_SECRET_SETTING, &random_hex()).await?,
+        Some(_) => {
+            return Err(ServiceError::Internal(
+                "BOXOFFICE_JWT_SECRET must be at least 16 characters".into(),
+            ))
+        }
+        None => {
+            store
+                .setting_get_or_insert(JWT_SECRET_SETTING, &random_hex())
+                .await?
+        }
     };
     let seed_hex = match &config.ticket_signing_seed {
         Some(seed) => seed.clone(),
-        None => store.setting_get_or_insert(TICKET_SEED_SETTING, &random_hex()).await?,
+        None => {
+            store
+                .setting_get_or_insert(TICKET_SEED_SETTING, &random_hex())
+                .await?
+        }
     };
     let seed: [u8; 32] = hex::decode(seed_hex.trim())
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
-        .ok_or_else(|| ServiceError::Internal("the ticket signing key must be 64 hex characters (32 bytes)".into()))?;
-    Ok(Secrets { jwt_secret: jwt_secret.into_bytes(), ticket_signer: TicketSigner::from_seed(seed) })
+        .ok_or_else(|| {
+            ServiceError::Internal(
+                "the ticket signing key must be 64 hex characters (32 bytes)".into(),
+            )
+        })?;
+    Ok(Secrets {
+        jwt_secret: jwt_secret.into_bytes(),
+        ticket_signer: TicketSigner::from_seed(seed),
+    })
 }

@@ -27,7 +27,10 @@ pub struct MoneyView {
 
 impl From<&Money> for MoneyView {
     fn from(money: &Money) -> Self {
-        MoneyView { amount: money.amount, currency: money.currency.as_str().to_string() }
+        MoneyView {
+            amount: money.amount,
+            currency: money.currency.as_str().to_string(),
+        }
     }
 }
 
@@ -90,11 +93,12 @@ impl HoldView {
     pub fn of(hold: &HoldRecord, now: DateTime<Utc>) -> HoldView {
         let (seats, standing) = seat_views(&hold.items);
         // A hold whose time is up reads as EXPIRED even before the sweeper runs.
-        let status = if hold.status == boxoffice_domain::HoldStatus::Active && hold.expires_at <= now {
-            "EXPIRED".to_string()
-        } else {
-            hold.status.as_str().to_string()
-        };
+        let status =
+            if hold.status == boxoffice_domain::HoldStatus::Active && hold.expires_at <= now {
+                "EXPIRED".to_string()
+            } else {
+                hold.status.as_str().to_string()
+            };
         HoldView {
             id: hold.id.to_string(),
             show_id: hold.show_id.to_string(),

@@ -4,10 +4,16 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
 use crate::db::{from_millis, to_millis};
-use crate::{AuditEntry, AuditFilter, AuditRecord, AuditStore, Page, PageRequest, SqlStore, StoreResult};
+use crate::{
+    AuditEntry, AuditFilter, AuditRecord, AuditStore, Page, PageRequest, SqlStore, StoreResult,
+};
 
 /// Writes audit records inside the caller's transaction (invariant 7).
-pub(crate) async fn write_audit(conn: &mut AnyConnection, at: DateTime<Utc>, entries: &[AuditEntry]) -> StoreResult<()> {
+pub(crate) async fn write_audit(
+    conn: &mut AnyConnection,
+    at: DateTime<Utc>,
+    entries: &[AuditEntry],
+) -> StoreResult<()> {
     for entry in entries {
         let id = AuditId::generate(at.timestamp_millis().max(0) as u64, rand::random::<u128>());
         sqlx::query(
@@ -30,7 +36,11 @@ pub(crate) async fn write_audit(conn: &mut AnyConnection, at: DateTime<Utc>, ent
 
 #[async_trait]
 impl AuditStore for SqlStore {
-    async fn list_audit(&self, filter: &AuditFilter, page: &PageRequest) -> StoreResult<Page<AuditRecord>> {
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuditRecord>> {
         let after: i64 = page
             .after
             .as_deref()
@@ -52,7 +62,9 @@ impl AuditStore for SqlStore {
             }
         }
         sql.push_str(" ORDER BY seq DESC LIMIT $2");
-        let mut query = sqlx::query(&sql).bind(after).bind(i64::from(page.limit) + 1);
+        let mut query = sqlx::query(&sql)
+            .bind(after)
+            .bind(i64::from(page.limit) + 1);
         for value in binds {
             query = query.bind(value);
         }

@@ -20,7 +20,12 @@ use crate::{
 /// Rows per multi-row ticket INSERT (6 parameters a row).
 const TICKET_ROWS_PER_INSERT_MAX: usize = 500;
 
-fn booking_audit(action: &'static str, booking: &BookingRecord, actor: Option<&UserId>, data: serde_json::Value) -> AuditEntry {
+fn booking_audit(
+    action: &'static str,
+    booking: &BookingRecord,
+    actor: Option<&UserId>,
+    data: serde_json::Value,
+) -> AuditEntry {
     AuditEntry {
         action,
         actor_user_id: actor.cloned(),
@@ -32,7 +37,11 @@ fn booking_audit(action: &'static str, booking: &BookingRecord, actor: Option<&U
 }
 
 /// Turns a `PAYING` hold into a booking with tickets and its payment.
-pub(crate) async fn finish_booking(conn: &mut AnyConnection, new: &NewBooking, now: DateTime<Utc>) -> Result<BookingRecord, TxError<BookingRejection>> {
+pub(crate) async fn finish_booking(
+    conn: &mut AnyConnection,
+    new: &NewBooking,
+    now: DateTime<Utc>,
+) -> Result<BookingRecord, TxError<BookingRejection>> {
     let booking = &new.booking;
     let confirmed = sqlx::query(
         "UPDATE holds SET status = 'CONFIRMED', booking_id = $1, ended_at = $2 WHERE id = $3 AND status = 'PAYING'",
@@ -108,7 +117,13 @@ pub(crate) async fn finish_booking(conn: &mut AnyConnection, new: &NewBooking, n
             }
             sql.push_str(&format!(
                 "(${}, ${}, ${}, ${}, ${}, ${}, 'VALID', ${})",
-                base + 1, base + 2, base + 3, base + 4, base + 5, base + 6, chunk.len() * 6 + 1
+                base + 1,
+                base + 2,
+                base + 3,
+                base + 4,
+                base + 5,
+                base + 6,
+                chunk.len() * 6 + 1
             ));
         }
         let mut query = sqlx::query(&sql);
@@ -127,13 +142,23 @@ pub(crate) async fn finish_booking(conn: &mut AnyConnection, new: &NewBooking, n
         conn,
         now,
         &[
-            booking_audit("payment.captured", booking, Some(&booking.user_id), serde_json::json!({
-                "payment_id": payment.id, "amount": payment.amount, "gateway": payment.gateway,
-                "gateway_reference": payment.gateway_reference,
-            })),
-            booking_audit("booking.confirmed", booking, Some(&booking.user_id), serde_json::json!({
-                "tickets": booking.tickets.len(), "total": booking.total,
-            })),
+            booking_audit(
+                "payment.captured",
+                booking,
+                Some(&booking.user_id),
+                serde_json::json!({
+                    "payment_id": payment.id, "amount": payment.amount, "gateway": payment.gateway,
+                    "gateway_reference": payment.gateway_reference,
+                }),
+            ),
+            booking_audit(
+                "booking.confirmed",
+                booking,
+                Some(&booking.user_id),
+                serde_json::json!({
+                    "tickets": booking.tickets.len(), "total": booking.total,
+                }),
+            ),
         ],
     )
     .await?;
@@ -141,7 +166,12 @@ pub(crate) async fn finish_booking(conn: &mut AnyConnection, new: &NewBooking, n
     Ok(booking.clone())
 }
 
-pub(crate) async fn cancel_in_tx(conn: &mut AnyConnection, id: &BookingId, actor: &UserId, now: DateTime<Utc>) -> Result<BookingRecord, TxError<CancelRejection>> {
+pub(crate) async fn cancel_in_tx(
+    conn: &mut AnyConnection,
+    id: &BookingId,
+    actor: &UserId,
+    now: DateTime<Utc>,
+) -> Result<BookingRecord, TxError<CancelRejection>> {
     let cancelled = sqlx::query("UPDATE bookings SET status = 'CANCELLED', cancelled_at = $1 WHERE id = $2 AND status = 'CONFIRMED'")
         .bind(to_millis(now))
         .bind(id.as_str())
@@ -158,14 +188,22 @@ pub(crate) async fn cancel_in_tx(conn: &mut AnyConnection, id: &BookingId, actor
         .execute(&mut *conn)
         .await?;
     for standing in &booking.items.standing {
-        sqlx::query("UPDATE show_standing SET booked = booked - $1 WHERE show_id = $2 AND section = $3")
-            .bind(i64::from(standing.quantity))
-            .bind(booking.show_id.as_str())
-            .bind(standing.section.as_str())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "UPDATE show_standing SET booked = booked - $1 WHERE show_id = $2 AND section = $3",
+        )
+        .bind(i64::from(standing.quantity))
+        .bind(booking.show_id.as_str())
+        .bind(standing.section.as_str())
+        .execute(&mut *conn)
+        .await?;
     }
-    give_back_quota(conn, &booking.user_id, &booking.show_id, booking.items.ticket_count()).await?;
+    give_back_quota(
+        conn,
+        &booking.user_id,
+        &booking.show_id,
+        booking.items.ticket_count(),
+    )
+    .await?;
     sqlx::query("UPDATE tickets SET status = 'CANCELLED' WHERE booking_id = $1")
         .bind(id.as_str())
         .execute(&mut *conn)
@@ -179,8 +217,18 @@ pub(crate) async fn cancel_in_tx(conn: &mut AnyConnection, id: &BookingId, actor
         conn,
         now,
         &[
-            booking_audit("payment.refunded", &booking, Some(actor), serde_json::json!({"payment_id": booking.payment_id, "amount": booking.total})),
-            booking_audit("booking.cancelled", &booking, Some(actor), serde_json::json!({"tickets": booking.tickets.len()})),
+            booking_audit(
+                "payment.refunded",
+                &booking,
+                Some(actor),
+                serde_json::json!({"payment_id": booking.payment_id, "amount": booking.total}),
+            ),
+            booking_audit(
+                "booking.cancelled",
+                &booking,
+                Some(actor),
+                serde_json::json!({"tickets": booking.tickets.len()}),
+            ),
         ],
     )
     .await?;
@@ -188,7 +236,12 @@ pub(crate) async fn cancel_in_tx(conn: &mut AnyConnection, id: &BookingId, actor
     Ok(booking)
 }
 
-pub(crate) async fn check_in_tx(conn: &mut AnyConnection, ticket_id: &TicketId, actor: &UserId, now: DateTime<Utc>) -> Result<TicketRecord, TxError<CheckinRejection>> {
+pub(crate) async fn check_in_tx(
+    conn: &mut AnyConnection,
+    ticket_id: &TicketId,
+    actor: &UserId,
+    now: DateTime<Utc>,
+) -> Result<TicketRecord, TxError<CheckinRejection>> {
     // The conditional update admits exactly one of two racing scans.
     let admitted = sqlx::query("UPDATE tickets SET checked_in_at = $1 WHERE id = $2 AND status = 'VALID' AND checked_in_at IS NULL")
         .bind(to_millis(now))
@@ -202,11 +255,13 @@ pub(crate) async fn check_in_tx(conn: &mut AnyConnection, ticket_id: &TicketId, 
         .ok_or(TxError::Rejected(CheckinRejection::UnknownTicket))?;
     let ticket = ticket_from_row(&row)?;
     if admitted.rows_affected() != 1 {
-        return Err(TxError::Rejected(match (ticket.status, ticket.checked_in_at) {
-            (TicketStatus::Cancelled, _) => CheckinRejection::Cancelled,
-            (_, Some(at)) => CheckinRejection::AlreadyCheckedIn { at },
-            (_, None) => CheckinRejection::UnknownTicket,
-        }));
+        return Err(TxError::Rejected(
+            match (ticket.status, ticket.checked_in_at) {
+                (TicketStatus::Cancelled, _) => CheckinRejection::Cancelled,
+                (_, Some(at)) => CheckinRejection::AlreadyCheckedIn { at },
+                (_, None) => CheckinRejection::UnknownTicket,
+            },
+        ));
     }
     write_audit(
         conn,
@@ -230,10 +285,16 @@ fn ticket_from_row(row: &AnyRow) -> StoreResult<TicketRecord> {
         id: TicketId::from_trusted(row.try_get("id")?),
         booking_id: BookingId::from_trusted(row.try_get("booking_id")?),
         show_id: ShowId::from_trusted(row.try_get("show_id")?),
-        seat_id: row.try_get::<Option<String>, _>("seat_id")?.map(SeatId::from_trusted),
+        seat_id: row
+            .try_get::<Option<String>, _>("seat_id")?
+            .map(SeatId::from_trusted),
         section: row.try_get("section")?,
         code: row.try_get("code")?,
-        status: if status == "CANCELLED" { TicketStatus::Cancelled } else { TicketStatus::Valid },
+        status: if status == "CANCELLED" {
+            TicketStatus::Cancelled
+        } else {
+            TicketStatus::Valid
+        },
         checked_in_at: opt_from_millis(row.try_get("checked_in_at")?),
     })
 }
@@ -247,7 +308,8 @@ fn booking_from_row(row: &AnyRow) -> StoreResult<BookingRecord> {
         hold_id: HoldId::from_trusted(row.try_get("hold_id")?),
         show_id: ShowId::from_trusted(row.try_get("show_id")?),
         user_id: UserId::from_trusted(row.try_get("user_id")?),
-        status: BookingStatus::parse(&status).ok_or_else(|| StoreError::Other(format!("booking status {status}")))?,
+        status: BookingStatus::parse(&status)
+            .ok_or_else(|| StoreError::Other(format!("booking status {status}")))?,
         items: serde_json::from_str::<HoldItems>(&items)?,
         total: Money {
             amount: row.try_get("total_amount")?,
@@ -260,7 +322,11 @@ fn booking_from_row(row: &AnyRow) -> StoreResult<BookingRecord> {
     })
 }
 
-async fn load_booking_with(conn: &mut AnyConnection, column: &str, value: &str) -> StoreResult<Option<BookingRecord>> {
+async fn load_booking_with(
+    conn: &mut AnyConnection,
+    column: &str,
+    value: &str,
+) -> StoreResult<Option<BookingRecord>> {
     let row = sqlx::query(&format!("SELECT * FROM bookings WHERE {column} = $1"))
         .bind(value)
         .fetch_optional(&mut *conn)
@@ -271,16 +337,27 @@ async fn load_booking_with(conn: &mut AnyConnection, column: &str, value: &str) 
         .bind(booking.id.as_str())
         .fetch_all(&mut *conn)
         .await?;
-    booking.tickets = tickets.iter().map(ticket_from_row).collect::<StoreResult<_>>()?;
+    booking.tickets = tickets
+        .iter()
+        .map(ticket_from_row)
+        .collect::<StoreResult<_>>()?;
     Ok(Some(booking))
 }
 
-pub(crate) async fn load_booking(pool: &AnyPool, column: &str, value: &str) -> StoreResult<Option<BookingRecord>> {
+pub(crate) async fn load_booking(
+    pool: &AnyPool,
+    column: &str,
+    value: &str,
+) -> StoreResult<Option<BookingRecord>> {
     let mut conn = pool.acquire().await?;
     load_booking_with(&mut conn, column, value).await
 }
 
-pub(crate) async fn list_bookings(pool: &AnyPool, filter: &BookingFilter, page: &PageRequest) -> StoreResult<Page<BookingRecord>> {
+pub(crate) async fn list_bookings(
+    pool: &AnyPool,
+    filter: &BookingFilter,
+    page: &PageRequest,
+) -> StoreResult<Page<BookingRecord>> {
     let mut sql = String::from("SELECT id FROM bookings WHERE id < $1");
     let mut binds = Vec::new();
     if let Some(user) = &filter.user_id {
@@ -312,10 +389,16 @@ pub(crate) async fn list_bookings(pool: &AnyPool, filter: &BookingFilter, page: 
             bookings.push(booking);
         }
     }
-    Ok(crate::catalog::paginate(bookings, page.limit, |booking| booking.id.to_string()))
+    Ok(crate::catalog::paginate(bookings, page.limit, |booking| {
+        booking.id.to_string()
+    }))
 }
 
-pub(crate) async fn inventory_state(pool: &AnyPool, show_id: &ShowId, now: DateTime<Utc>) -> StoreResult<ShowInventoryState> {
+pub(crate) async fn inventory_state(
+    pool: &AnyPool,
+    show_id: &ShowId,
+    now: DateTime<Utc>,
+) -> StoreResult<ShowInventoryState> {
     let mut conn = pool.acquire().await?;
     let version: i64 = sqlx::query("SELECT version FROM shows WHERE id = $1")
         .bind(show_id.as_str())
@@ -360,11 +443,13 @@ pub(crate) async fn inventory_state(pool: &AnyPool, show_id: &ShowId, now: DateT
     }
     if !standing.is_empty() {
         // Standing places of holds whose time is up count as free already.
-        let lapsed = sqlx::query("SELECT items FROM holds WHERE show_id = $1 AND status = 'ACTIVE' AND expires_at <= $2")
-            .bind(show_id.as_str())
-            .bind(now_millis)
-            .fetch_all(&mut *conn)
-            .await?;
+        let lapsed = sqlx::query(
+            "SELECT items FROM holds WHERE show_id = $1 AND status = 'ACTIVE' AND expires_at <= $2",
+        )
+        .bind(show_id.as_str())
+        .bind(now_millis)
+        .fetch_all(&mut *conn)
+        .await?;
         for row in &lapsed {
             let items: HoldItems = serde_json::from_str(&row.try_get::<String, _>("items")?)?;
             for place in &items.standing {
@@ -375,10 +460,19 @@ pub(crate) async fn inventory_state(pool: &AnyPool, show_id: &ShowId, now: DateT
             }
         }
     }
-    Ok(ShowInventoryState { version, lapsed_places, seats, standing })
+    Ok(ShowInventoryState {
+        version,
+        lapsed_places,
+        seats,
+        standing,
+    })
 }
 
-pub(crate) async fn sales(pool: &AnyPool, show_id: &ShowId, now: DateTime<Utc>) -> StoreResult<(Vec<SectionSales>, i64, u64)> {
+pub(crate) async fn sales(
+    pool: &AnyPool,
+    show_id: &ShowId,
+    now: DateTime<Utc>,
+) -> StoreResult<(Vec<SectionSales>, i64, u64)> {
     let state = inventory_state(pool, show_id, now).await?;
     let mut sections: Vec<SectionSales> = Vec::new();
     for (seat_id, status) in &state.seats {
@@ -386,7 +480,12 @@ pub(crate) async fn sales(pool: &AnyPool, show_id: &ShowId, now: DateTime<Utc>) 
         let index = match sections.iter().position(|s| s.section == section) {
             Some(index) => index,
             None => {
-                sections.push(SectionSales { section: section.to_string(), available: 0, held: 0, booked: 0 });
+                sections.push(SectionSales {
+                    section: section.to_string(),
+                    available: 0,
+                    held: 0,
+                    booked: 0,
+                });
                 sections.len() - 1
             }
         };
@@ -412,10 +511,11 @@ pub(crate) async fn sales(pool: &AnyPool, show_id: &ShowId, now: DateTime<Utc>) 
     .fetch_one(pool)
     .await?;
     let revenue: i64 = row.try_get("revenue")?;
-    let row = sqlx::query("SELECT COUNT(*) AS sold FROM tickets WHERE show_id = $1 AND status = 'VALID'")
-        .bind(show_id.as_str())
-        .fetch_one(pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT COUNT(*) AS sold FROM tickets WHERE show_id = $1 AND status = 'VALID'")
+            .bind(show_id.as_str())
+            .fetch_one(pool)
+            .await?;
     let sold: i64 = row.try_get("sold")?;
     Ok((sections, revenue, u64::try_from(sold).unwrap_or(0)))
 }

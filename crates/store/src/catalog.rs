@@ -21,7 +21,11 @@ use crate::{
 const SEAT_ROWS_PER_INSERT_MAX: usize = 1_000;
 
 /// Cuts a fetched `limit + 1` rows down to `limit` and derives the cursor.
-pub(crate) fn paginate<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+pub(crate) fn paginate<T>(
+    mut items: Vec<T>,
+    limit: u32,
+    cursor_of: impl Fn(&T) -> String,
+) -> Page<T> {
     let limit = limit as usize;
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
@@ -62,7 +66,8 @@ fn event_from_row(row: &AnyRow) -> StoreResult<EventRecord> {
     })
 }
 
-const SHOW_COLUMNS: &str = "id, event_id, venue_id, starts_at, sales_start, prices, hold_ttl_seconds, \
+const SHOW_COLUMNS: &str =
+    "id, event_id, venue_id, starts_at, sales_start, prices, hold_ttl_seconds, \
      max_tickets_per_user, waiting_room, status, version, created_at, updated_at";
 
 pub(crate) fn show_from_row(row: &AnyRow) -> StoreResult<ShowRecord> {
@@ -77,7 +82,8 @@ pub(crate) fn show_from_row(row: &AnyRow) -> StoreResult<ShowRecord> {
         sales_start: from_millis(row.try_get("sales_start")?),
         prices: serde_json::from_str::<BTreeMap<String, Money>>(&prices)?,
         hold_ttl_seconds: u32::try_from(row.try_get::<i64, _>("hold_ttl_seconds")?).unwrap_or(600),
-        max_tickets_per_user: u32::try_from(row.try_get::<i64, _>("max_tickets_per_user")?).unwrap_or(1),
+        max_tickets_per_user: u32::try_from(row.try_get::<i64, _>("max_tickets_per_user")?)
+            .unwrap_or(1),
         waiting_room: serde_json::from_str::<WaitingRoomSettings>(&waiting_room)?,
         status: ShowStatus::parse(&status)
             .ok_or_else(|| StoreError::Other(format!("unknown show status {status}")))?,
@@ -87,7 +93,10 @@ pub(crate) fn show_from_row(row: &AnyRow) -> StoreResult<ShowRecord> {
     })
 }
 
-pub(crate) async fn load_show(conn: &mut AnyConnection, id: &ShowId) -> StoreResult<Option<ShowRecord>> {
+pub(crate) async fn load_show(
+    conn: &mut AnyConnection,
+    id: &ShowId,
+) -> StoreResult<Option<ShowRecord>> {
     let row = sqlx::query(&format!("SELECT {SHOW_COLUMNS} FROM shows WHERE id = $1"))
         .bind(id.as_str())
         .fetch_optional(&mut *conn)
@@ -95,7 +104,11 @@ pub(crate) async fn load_show(conn: &mut AnyConnection, id: &ShowId) -> StoreRes
     row.as_ref().map(show_from_row).transpose()
 }
 
-async fn insert_inventory(conn: &mut AnyConnection, show_id: &ShowId, layout: &VenueLayout) -> StoreResult<()> {
+async fn insert_inventory(
+    conn: &mut AnyConnection,
+    show_id: &ShowId,
+    layout: &VenueLayout,
+) -> StoreResult<()> {
     let seats: Vec<_> = layout.seats().collect();
     for chunk in seats.chunks(SEAT_ROWS_PER_INSERT_MAX) {
         let mut sql = String::from(
@@ -106,7 +119,13 @@ async fn insert_inventory(conn: &mut AnyConnection, show_id: &ShowId, layout: &V
             if index > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("(${}, ${}, ${}, ${}, 'AVAILABLE')", base + 1, base + 2, base + 3, base + 4));
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, 'AVAILABLE')",
+                base + 1,
+                base + 2,
+                base + 3,
+                base + 4
+            ));
         }
         let mut query = sqlx::query(&sql);
         for (section, _row, seat) in chunk {
@@ -135,7 +154,12 @@ async fn insert_inventory(conn: &mut AnyConnection, show_id: &ShowId, layout: &V
     Ok(())
 }
 
-fn show_audit(action: &'static str, show: &ShowRecord, actor: &UserId, data: serde_json::Value) -> AuditEntry {
+fn show_audit(
+    action: &'static str,
+    show: &ShowRecord,
+    actor: &UserId,
+    data: serde_json::Value,
+) -> AuditEntry {
     AuditEntry {
         action,
         actor_user_id: Some(actor.clone()),
@@ -249,7 +273,11 @@ impl CatalogStore for SqlStore {
         row.as_ref().map(event_from_row).transpose()
     }
 
-    async fn list_events(&self, filter: &EventFilter, page: &PageRequest) -> StoreResult<Page<EventRecord>> {
+    async fn list_events(
+        &self,
+        filter: &EventFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EventRecord>> {
         // Conditions are appended only when present, so that no untyped NULL
         // parameter reaches PostgreSQL.
         let mut conditions = vec!["e.id > $1".to_string()];
@@ -282,11 +310,17 @@ impl CatalogStore for SqlStore {
         let time_offset = text_binds.len() + 1; // $n after the text binds and the limit
         if let Some(from) = filter.from {
             time_binds.push(to_millis(from));
-            show_conditions.push(format!("s.starts_at >= ${}", time_offset + time_binds.len()));
+            show_conditions.push(format!(
+                "s.starts_at >= ${}",
+                time_offset + time_binds.len()
+            ));
         }
         if let Some(to) = filter.to {
             time_binds.push(to_millis(to));
-            show_conditions.push(format!("s.starts_at <= ${}", time_offset + time_binds.len()));
+            show_conditions.push(format!(
+                "s.starts_at <= ${}",
+                time_offset + time_binds.len()
+            ));
         }
         if !show_conditions.is_empty() {
             conditions.push(format!(
@@ -309,11 +343,19 @@ impl CatalogStore for SqlStore {
             query = query.bind(*value);
         }
         let rows = query.fetch_all(&self.pool).await?;
-        let events = rows.iter().map(event_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(paginate(events, page.limit, |event| event.id.to_string()))
     }
 
-    async fn insert_show(&self, show: &ShowRecord, layout: &VenueLayout, actor: &UserId) -> StoreResult<()> {
+    async fn insert_show(
+        &self,
+        show: &ShowRecord,
+        layout: &VenueLayout,
+        actor: &UserId,
+    ) -> StoreResult<()> {
         let prices = serde_json::to_string(&show.prices)?;
         let waiting_room = serde_json::to_string(&show.waiting_room)?;
         flatten(crate::write_tx!(self, |conn| async {
@@ -339,7 +381,12 @@ impl CatalogStore for SqlStore {
             write_audit(
                 conn,
                 show.created_at,
-                &[show_audit("show.created", show, actor, serde_json::json!({"venue_id": show.venue_id}))],
+                &[show_audit(
+                    "show.created",
+                    show,
+                    actor,
+                    serde_json::json!({"venue_id": show.venue_id}),
+                )],
             )
             .await?;
             Ok::<(), TxError<std::convert::Infallible>>(())
@@ -361,7 +408,13 @@ impl CatalogStore for SqlStore {
         rows.iter().map(show_from_row).collect()
     }
 
-    async fn update_show(&self, id: &ShowId, patch: &ShowPatch, actor: &UserId, now: DateTime<Utc>) -> StoreResult<Option<ShowRecord>> {
+    async fn update_show(
+        &self,
+        id: &ShowId,
+        patch: &ShowPatch,
+        actor: &UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ShowRecord>> {
         let result = crate::write_tx!(self, |conn| async {
             let Some(mut show) = load_show(conn, id).await? else {
                 return Err(TxError::Rejected(()));
@@ -402,7 +455,12 @@ impl CatalogStore for SqlStore {
             write_audit(
                 conn,
                 now,
-                &[show_audit("show.updated", &show, actor, serde_json::json!({"status": show.status.as_str()}))],
+                &[show_audit(
+                    "show.updated",
+                    &show,
+                    actor,
+                    serde_json::json!({"status": show.status.as_str()}),
+                )],
             )
             .await?;
             Ok(show)

@@ -84,7 +84,9 @@ pub fn parse_database_url(url: &str) -> Result<(Backend, String), StoreError> {
         None => (path, None),
     };
     if path.is_empty() {
-        return Err(StoreError::Other("DATABASE_URL has an empty SQLite path".into()));
+        return Err(StoreError::Other(
+            "DATABASE_URL has an empty SQLite path".into(),
+        ));
     }
     let mut sqlx_url = format!("sqlite://{path}");
     match query {
@@ -132,10 +134,9 @@ impl SqlStore {
             }),
             Backend::Postgres => pool_options,
         };
-        let pool = pool_options
-            .connect_with(options)
-            .await
-            .map_err(|error| StoreError::Unavailable(format!("cannot connect to the database: {error}")))?;
+        let pool = pool_options.connect_with(options).await.map_err(|error| {
+            StoreError::Unavailable(format!("cannot connect to the database: {error}"))
+        })?;
         Ok(SqlStore {
             pool,
             backend,
@@ -211,7 +212,8 @@ macro_rules! write_tx {
             match outcome {
                 Err(error) if error.is_retryable() && attempt < $store.retries_max() => {
                     attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 3)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 3))
+                        .await;
                     continue;
                 }
                 other => break other,
@@ -233,7 +235,9 @@ pub(crate) fn opt_from_millis(milliseconds: Option<i64>) -> Option<DateTime<Utc>
 }
 
 /// Collapses `Result<Result<T, R>, StoreError>` for transactions that never reject.
-pub(crate) fn flatten<T>(result: Result<Result<T, std::convert::Infallible>, StoreError>) -> Result<T, StoreError> {
+pub(crate) fn flatten<T>(
+    result: Result<Result<T, std::convert::Infallible>, StoreError>,
+) -> Result<T, StoreError> {
     match result {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(never)) => match never {},

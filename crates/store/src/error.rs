@@ -31,7 +31,10 @@ impl From<sqlx::Error> for StoreError {
         match &error {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(database_error) => {
-                let code = database_error.code().map(|c| c.to_string()).unwrap_or_default();
+                let code = database_error
+                    .code()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default();
                 // 40001 serialization failure, 40P01 deadlock (PostgreSQL);
                 // 5 / 517 / 261 SQLITE_BUSY variants.
                 if matches!(code.as_str(), "40001" | "40P01" | "5" | "517" | "261") {

@@ -23,7 +23,8 @@ use crate::{
 /// the sweeper clears the rest.
 const LAZY_EXPIRY_BATCH_MAX: u32 = 200;
 
-pub(crate) const HOLD_COLUMNS: &str = "id, show_id, user_id, status, items, total_amount, currency, created_at, \
+pub(crate) const HOLD_COLUMNS: &str =
+    "id, show_id, user_id, status, items, total_amount, currency, created_at, \
      expires_at, payment_started_at, booking_id, ended_at";
 
 pub(crate) fn hold_from_row(row: &AnyRow) -> StoreResult<HoldRecord> {
@@ -35,18 +36,27 @@ pub(crate) fn hold_from_row(row: &AnyRow) -> StoreResult<HoldRecord> {
         id: HoldId::from_trusted(row.try_get("id")?),
         show_id: ShowId::from_trusted(row.try_get("show_id")?),
         user_id: UserId::from_trusted(row.try_get("user_id")?),
-        status: HoldStatus::parse(&status).ok_or_else(|| StoreError::Other(format!("hold status {status}")))?,
+        status: HoldStatus::parse(&status)
+            .ok_or_else(|| StoreError::Other(format!("hold status {status}")))?,
         items: serde_json::from_str(&items)?,
-        total: Money { amount: row.try_get("total_amount")?, currency },
+        total: Money {
+            amount: row.try_get("total_amount")?,
+            currency,
+        },
         created_at: from_millis(row.try_get("created_at")?),
         expires_at: from_millis(row.try_get("expires_at")?),
         payment_started_at: opt_from_millis(row.try_get("payment_started_at")?),
-        booking_id: row.try_get::<Option<String>, _>("booking_id")?.map(BookingId::from_trusted),
+        booking_id: row
+            .try_get::<Option<String>, _>("booking_id")?
+            .map(BookingId::from_trusted),
         ended_at: opt_from_millis(row.try_get("ended_at")?),
     })
 }
 
-pub(crate) async fn load_hold(conn: &mut AnyConnection, id: &HoldId) -> StoreResult<Option<HoldRecord>> {
+pub(crate) async fn load_hold(
+    conn: &mut AnyConnection,
+    id: &HoldId,
+) -> StoreResult<Option<HoldRecord>> {
     let row = sqlx::query(&format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1"))
         .bind(id.as_str())
         .fetch_optional(&mut *conn)
@@ -65,7 +75,10 @@ pub(crate) async fn bump_version(conn: &mut AnyConnection, show_id: &ShowId) -> 
 }
 
 /// Puts a hold's places back on sale and gives the user's quota back.
-pub(crate) async fn free_held_places(conn: &mut AnyConnection, hold: &HoldRecord) -> StoreResult<()> {
+pub(crate) async fn free_held_places(
+    conn: &mut AnyConnection,
+    hold: &HoldRecord,
+) -> StoreResult<()> {
     let freed = sqlx::query(
         "UPDATE show_seats SET status = 'AVAILABLE', hold_id = NULL, held_until = NULL \
          WHERE hold_id = $1 AND status = 'HELD'",
@@ -82,27 +95,47 @@ pub(crate) async fn free_held_places(conn: &mut AnyConnection, hold: &HoldRecord
         )));
     }
     for standing in &hold.items.standing {
-        sqlx::query("UPDATE show_standing SET held = held - $1 WHERE show_id = $2 AND section = $3")
-            .bind(i64::from(standing.quantity))
-            .bind(hold.show_id.as_str())
-            .bind(standing.section.as_str())
-            .execute(&mut *conn)
-            .await?;
-    }
-    give_back_quota(conn, &hold.user_id, &hold.show_id, hold.items.ticket_count()).await
-}
-
-pub(crate) async fn give_back_quota(conn: &mut AnyConnection, user: &UserId, show: &ShowId, tickets: u32) -> StoreResult<()> {
-    sqlx::query("UPDATE user_show_tickets SET tickets = tickets - $1 WHERE user_id = $2 AND show_id = $3")
-        .bind(i64::from(tickets))
-        .bind(user.as_str())
-        .bind(show.as_str())
+        sqlx::query(
+            "UPDATE show_standing SET held = held - $1 WHERE show_id = $2 AND section = $3",
+        )
+        .bind(i64::from(standing.quantity))
+        .bind(hold.show_id.as_str())
+        .bind(standing.section.as_str())
         .execute(&mut *conn)
         .await?;
+    }
+    give_back_quota(
+        conn,
+        &hold.user_id,
+        &hold.show_id,
+        hold.items.ticket_count(),
+    )
+    .await
+}
+
+pub(crate) async fn give_back_quota(
+    conn: &mut AnyConnection,
+    user: &UserId,
+    show: &ShowId,
+    tickets: u32,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE user_show_tickets SET tickets = tickets - $1 WHERE user_id = $2 AND show_id = $3",
+    )
+    .bind(i64::from(tickets))
+    .bind(user.as_str())
+    .bind(show.as_str())
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
-pub(crate) fn hold_audit(action: &'static str, hold: &HoldRecord, actor: Option<&UserId>, data: serde_json::Value) -> AuditEntry {
+pub(crate) fn hold_audit(
+    action: &'static str,
+    hold: &HoldRecord,
+    actor: Option<&UserId>,
+    data: serde_json::Value,
+) -> AuditEntry {
     AuditEntry {
         action,
         actor_user_id: actor.cloned(),
@@ -122,14 +155,26 @@ fn places_json(hold: &HoldRecord) -> serde_json::Value {
 
 /// Expires due `ACTIVE` holds (of one show, or of all shows) and frees their
 /// places. The conditional `status = 'ACTIVE'` makes concurrent expirers safe.
-pub(crate) async fn expire_due(conn: &mut AnyConnection, show_id: Option<&ShowId>, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<HoldRecord>> {
-    let show_condition = if show_id.is_some() { "show_id = $4 AND" } else { "" };
+pub(crate) async fn expire_due(
+    conn: &mut AnyConnection,
+    show_id: Option<&ShowId>,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<Vec<HoldRecord>> {
+    let show_condition = if show_id.is_some() {
+        "show_id = $4 AND"
+    } else {
+        ""
+    };
     let sql = format!(
         "UPDATE holds SET status = 'EXPIRED', ended_at = $1 WHERE id IN \
          (SELECT id FROM holds WHERE {show_condition} status = 'ACTIVE' AND expires_at <= $2 ORDER BY expires_at LIMIT $3) \
          AND status = 'ACTIVE' AND expires_at <= $2 RETURNING {HOLD_COLUMNS}"
     );
-    let mut query = sqlx::query(&sql).bind(to_millis(now)).bind(to_millis(now)).bind(i64::from(limit));
+    let mut query = sqlx::query(&sql)
+        .bind(to_millis(now))
+        .bind(to_millis(now))
+        .bind(i64::from(limit));
     if let Some(show_id) = show_id {
         query = query.bind(show_id.as_str());
     }
@@ -138,7 +183,12 @@ pub(crate) async fn expire_due(conn: &mut AnyConnection, show_id: Option<&ShowId
     for row in &rows {
         let hold = hold_from_row(row)?;
         free_held_places(conn, &hold).await?;
-        write_audit(conn, now, &[hold_audit("hold.expired", &hold, None, places_json(&hold))]).await?;
+        write_audit(
+            conn,
+            now,
+            &[hold_audit("hold.expired", &hold, None, places_json(&hold))],
+        )
+        .await?;
         expired.push(hold);
     }
     let mut shows: Vec<&ShowId> = expired.iter().map(|hold| &hold.show_id).collect();
@@ -151,7 +201,11 @@ pub(crate) async fn expire_due(conn: &mut AnyConnection, show_id: Option<&ShowId
 }
 
 /// Reserves the user's quota for `requested` more places (invariant 6).
-async fn take_quota(conn: &mut AnyConnection, hold: &NewHold, requested: u32) -> Result<(), TxError<HoldRejection>> {
+async fn take_quota(
+    conn: &mut AnyConnection,
+    hold: &NewHold,
+    requested: u32,
+) -> Result<(), TxError<HoldRejection>> {
     sqlx::query("INSERT INTO user_show_tickets (user_id, show_id, tickets) VALUES ($1, $2, 0) ON CONFLICT (user_id, show_id) DO NOTHING")
         .bind(hold.user_id.as_str())
         .bind(hold.show_id.as_str())
@@ -170,12 +224,13 @@ async fn take_quota(conn: &mut AnyConnection, hold: &NewHold, requested: u32) ->
     if taken.rows_affected() == 1 {
         return Ok(());
     }
-    let already: i64 = sqlx::query("SELECT tickets FROM user_show_tickets WHERE user_id = $1 AND show_id = $2")
-        .bind(hold.user_id.as_str())
-        .bind(hold.show_id.as_str())
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get("tickets")?;
+    let already: i64 =
+        sqlx::query("SELECT tickets FROM user_show_tickets WHERE user_id = $1 AND show_id = $2")
+            .bind(hold.user_id.as_str())
+            .bind(hold.show_id.as_str())
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("tickets")?;
     Err(TxError::Rejected(HoldRejection::TicketLimitExceeded {
         limit: hold.max_tickets_per_user,
         already: u32::try_from(already).unwrap_or(u32::MAX),
@@ -183,7 +238,10 @@ async fn take_quota(conn: &mut AnyConnection, hold: &NewHold, requested: u32) ->
     }))
 }
 
-async fn take_places(conn: &mut AnyConnection, hold: &NewHold) -> Result<(), TxError<HoldRejection>> {
+async fn take_places(
+    conn: &mut AnyConnection,
+    hold: &NewHold,
+) -> Result<(), TxError<HoldRejection>> {
     // Seat-ID order: two transactions never wait on each other's rows in a cycle.
     let mut seat_ids: Vec<&SeatId> = hold.items.seats.iter().map(|seat| &seat.seat_id).collect();
     seat_ids.sort();
@@ -204,7 +262,9 @@ async fn take_places(conn: &mut AnyConnection, hold: &NewHold) -> Result<(), TxE
         }
     }
     if !unavailable.is_empty() {
-        return Err(TxError::Rejected(HoldRejection::SeatsUnavailable { seat_ids: unavailable }));
+        return Err(TxError::Rejected(HoldRejection::SeatsUnavailable {
+            seat_ids: unavailable,
+        }));
     }
     for standing in &hold.items.standing {
         let taken = sqlx::query(
@@ -268,21 +328,49 @@ async fn insert_hold(conn: &mut AnyConnection, hold: &NewHold) -> StoreResult<Ho
 
 #[async_trait]
 impl InventoryStore for SqlStore {
-    async fn inventory_state(&self, show_id: &ShowId, now: DateTime<Utc>) -> StoreResult<crate::ShowInventoryState> {
+    async fn inventory_state(
+        &self,
+        show_id: &ShowId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<crate::ShowInventoryState> {
         crate::bookings::inventory_state(&self.pool, show_id, now).await
     }
 
-    async fn sales(&self, show_id: &ShowId, now: DateTime<Utc>) -> StoreResult<(Vec<crate::SectionSales>, i64, u64)> {
+    async fn sales(
+        &self,
+        show_id: &ShowId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Vec<crate::SectionSales>, i64, u64)> {
         crate::bookings::sales(&self.pool, show_id, now).await
     }
 
-    async fn create_hold(&self, hold: &NewHold, completion: Option<&IdempotencyCompletion>) -> StoreResult<Result<HoldRecord, HoldRejection>> {
+    async fn create_hold(
+        &self,
+        hold: &NewHold,
+        completion: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<Result<HoldRecord, HoldRejection>> {
         crate::write_tx!(self, |conn| async {
-            expire_due(conn, Some(&hold.show_id), hold.created_at, LAZY_EXPIRY_BATCH_MAX).await?;
+            expire_due(
+                conn,
+                Some(&hold.show_id),
+                hold.created_at,
+                LAZY_EXPIRY_BATCH_MAX,
+            )
+            .await?;
             take_quota(conn, hold, hold.items.ticket_count()).await?;
             take_places(conn, hold).await?;
             let record = insert_hold(conn, hold).await?;
-            write_audit(conn, hold.created_at, &[hold_audit("hold.created", &record, Some(&hold.user_id), places_json(&record))]).await?;
+            write_audit(
+                conn,
+                hold.created_at,
+                &[hold_audit(
+                    "hold.created",
+                    &record,
+                    Some(&hold.user_id),
+                    places_json(&record),
+                )],
+            )
+            .await?;
             if let Some(completion) = completion {
                 complete_in_tx(conn, completion, hold.created_at).await?;
             }
@@ -296,7 +384,12 @@ impl InventoryStore for SqlStore {
         load_hold(&mut conn, id).await
     }
 
-    async fn release_hold(&self, id: &HoldId, user: Option<&UserId>, now: DateTime<Utc>) -> StoreResult<Result<HoldRecord, HoldStateRejection>> {
+    async fn release_hold(
+        &self,
+        id: &HoldId,
+        user: Option<&UserId>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<HoldRecord, HoldStateRejection>> {
         crate::write_tx!(self, |conn| async {
             let Some(current) = load_hold(conn, id).await? else {
                 return Err(TxError::Rejected(HoldStateRejection::NotFound));
@@ -316,19 +409,33 @@ impl InventoryStore for SqlStore {
             };
             let hold = hold_from_row(&row)?;
             free_held_places(conn, &hold).await?;
-            write_audit(conn, now, &[hold_audit("hold.released", &hold, user, places_json(&hold))]).await?;
+            write_audit(
+                conn,
+                now,
+                &[hold_audit("hold.released", &hold, user, places_json(&hold))],
+            )
+            .await?;
             bump_version(conn, &hold.show_id).await?;
             Ok(hold)
         })
     }
 
-    async fn expire_due_holds(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<HoldRecord>> {
+    async fn expire_due_holds(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<HoldRecord>> {
         flatten(crate::write_tx!(self, |conn| async {
             Ok::<_, TxError<std::convert::Infallible>>(expire_due(conn, None, now, limit).await?)
         }))
     }
 
-    async fn begin_payment(&self, id: &HoldId, user: &UserId, now: DateTime<Utc>) -> StoreResult<Result<HoldRecord, PaymentStartRejection>> {
+    async fn begin_payment(
+        &self,
+        id: &HoldId,
+        user: &UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<HoldRecord, PaymentStartRejection>> {
         crate::write_tx!(self, |conn| async {
             let Some(hold) = load_hold(conn, id).await? else {
                 return Err(TxError::Rejected(PaymentStartRejection::NotFound));
@@ -337,7 +444,9 @@ impl InventoryStore for SqlStore {
                 return Err(TxError::Rejected(PaymentStartRejection::NotFound));
             }
             match hold.status {
-                HoldStatus::Expired => return Err(TxError::Rejected(PaymentStartRejection::Expired)),
+                HoldStatus::Expired => {
+                    return Err(TxError::Rejected(PaymentStartRejection::Expired))
+                }
                 HoldStatus::Active if hold.expires_at <= now => {
                     // Its time is up even if the sweeper has not run: say so
                     // (the sweeper will free the places within seconds).
@@ -360,16 +469,33 @@ impl InventoryStore for SqlStore {
             let paying = hold_from_row(&row)?;
             // A paying hold never lapses: its seats stay held until the
             // payment's outcome is known.
-            sqlx::query("UPDATE show_seats SET held_until = NULL WHERE hold_id = $1 AND status = 'HELD'")
-                .bind(id.as_str())
-                .execute(&mut *conn)
-                .await?;
-            write_audit(conn, now, &[hold_audit("payment.started", &paying, Some(user), serde_json::json!({"amount": paying.total}))]).await?;
+            sqlx::query(
+                "UPDATE show_seats SET held_until = NULL WHERE hold_id = $1 AND status = 'HELD'",
+            )
+            .bind(id.as_str())
+            .execute(&mut *conn)
+            .await?;
+            write_audit(
+                conn,
+                now,
+                &[hold_audit(
+                    "payment.started",
+                    &paying,
+                    Some(user),
+                    serde_json::json!({"amount": paying.total}),
+                )],
+            )
+            .await?;
             Ok(paying)
         })
     }
 
-    async fn complete_booking(&self, booking: &NewBooking, now: DateTime<Utc>, completion: Option<&IdempotencyCompletion>) -> StoreResult<Result<BookingRecord, BookingRejection>> {
+    async fn complete_booking(
+        &self,
+        booking: &NewBooking,
+        now: DateTime<Utc>,
+        completion: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<Result<BookingRecord, BookingRejection>> {
         crate::write_tx!(self, |conn| async {
             let record = finish_booking(conn, booking, now).await?;
             if let Some(completion) = completion {
@@ -379,7 +505,13 @@ impl InventoryStore for SqlStore {
         })
     }
 
-    async fn abort_payment(&self, id: &HoldId, abort: PaymentAbort, now: DateTime<Utc>, completion: Option<&IdempotencyCompletion>) -> StoreResult<Option<HoldRecord>> {
+    async fn abort_payment(
+        &self,
+        id: &HoldId,
+        abort: PaymentAbort,
+        now: DateTime<Utc>,
+        completion: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<Option<HoldRecord>> {
         flatten(crate::write_tx!(self, |conn| async {
             let Some(hold) = load_hold(conn, id).await? else {
                 return Ok::<_, TxError<std::convert::Infallible>>(None);
@@ -406,13 +538,33 @@ impl InventoryStore for SqlStore {
             let mut audit = Vec::new();
             match abort {
                 PaymentAbort::Declined => {
-                    audit.push(hold_audit("payment.declined", &updated, Some(&hold.user_id), serde_json::json!({"amount": hold.total})));
-                    audit.push(hold_audit("hold.released", &updated, Some(&hold.user_id), places_json(&updated)));
+                    audit.push(hold_audit(
+                        "payment.declined",
+                        &updated,
+                        Some(&hold.user_id),
+                        serde_json::json!({"amount": hold.total}),
+                    ));
+                    audit.push(hold_audit(
+                        "hold.released",
+                        &updated,
+                        Some(&hold.user_id),
+                        places_json(&updated),
+                    ));
                 }
                 PaymentAbort::Unavailable => {
-                    audit.push(hold_audit("payment.failed", &updated, Some(&hold.user_id), serde_json::json!({"reason": "gateway_unavailable"})));
+                    audit.push(hold_audit(
+                        "payment.failed",
+                        &updated,
+                        Some(&hold.user_id),
+                        serde_json::json!({"reason": "gateway_unavailable"}),
+                    ));
                     if frees {
-                        audit.push(hold_audit("hold.expired", &updated, None, places_json(&updated)));
+                        audit.push(hold_audit(
+                            "hold.expired",
+                            &updated,
+                            None,
+                            places_json(&updated),
+                        ));
                     }
                 }
             }
@@ -420,11 +572,13 @@ impl InventoryStore for SqlStore {
                 free_held_places(conn, &updated).await?;
                 bump_version(conn, &updated.show_id).await?;
             } else {
-                sqlx::query("UPDATE show_seats SET held_until = $1 WHERE hold_id = $2 AND status = 'HELD'")
-                    .bind(to_millis(updated.expires_at))
-                    .bind(id.as_str())
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "UPDATE show_seats SET held_until = $1 WHERE hold_id = $2 AND status = 'HELD'",
+                )
+                .bind(to_millis(updated.expires_at))
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await?;
             }
             write_audit(conn, now, &audit).await?;
             if let Some(completion) = completion {
@@ -434,7 +588,11 @@ impl InventoryStore for SqlStore {
         }))
     }
 
-    async fn holds_in_payment(&self, started_before: DateTime<Utc>, limit: u32) -> StoreResult<Vec<HoldRecord>> {
+    async fn holds_in_payment(
+        &self,
+        started_before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<HoldRecord>> {
         let rows = sqlx::query(&format!(
             "SELECT {HOLD_COLUMNS} FROM holds WHERE status = 'PAYING' AND payment_started_at < $1 ORDER BY payment_started_at LIMIT $2"
         ))
@@ -445,7 +603,10 @@ impl InventoryStore for SqlStore {
         rows.iter().map(hold_from_row).collect()
     }
 
-    async fn booking(&self, id: &boxoffice_domain::BookingId) -> StoreResult<Option<BookingRecord>> {
+    async fn booking(
+        &self,
+        id: &boxoffice_domain::BookingId,
+    ) -> StoreResult<Option<BookingRecord>> {
         crate::bookings::load_booking(&self.pool, "id", id.as_str()).await
     }
 
@@ -453,15 +614,33 @@ impl InventoryStore for SqlStore {
         crate::bookings::load_booking(&self.pool, "hold_id", hold_id.as_str()).await
     }
 
-    async fn list_bookings(&self, filter: &crate::BookingFilter, page: &crate::PageRequest) -> StoreResult<crate::Page<BookingRecord>> {
+    async fn list_bookings(
+        &self,
+        filter: &crate::BookingFilter,
+        page: &crate::PageRequest,
+    ) -> StoreResult<crate::Page<BookingRecord>> {
         crate::bookings::list_bookings(&self.pool, filter, page).await
     }
 
-    async fn cancel_booking(&self, id: &boxoffice_domain::BookingId, actor: &UserId, now: DateTime<Utc>) -> StoreResult<Result<BookingRecord, crate::CancelRejection>> {
-        crate::write_tx!(self, |conn| async { crate::bookings::cancel_in_tx(conn, id, actor, now).await })
+    async fn cancel_booking(
+        &self,
+        id: &boxoffice_domain::BookingId,
+        actor: &UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<BookingRecord, crate::CancelRejection>> {
+        crate::write_tx!(self, |conn| async {
+            crate::bookings::cancel_in_tx(conn, id, actor, now).await
+        })
     }
 
-    async fn check_in(&self, ticket_id: &boxoffice_domain::TicketId, actor: &UserId, now: DateTime<Utc>) -> StoreResult<Result<crate::TicketRecord, crate::CheckinRejection>> {
-        crate::write_tx!(self, |conn| async { crate::bookings::check_in_tx(conn, ticket_id, actor, now).await })
+    async fn check_in(
+        &self,
+        ticket_id: &boxoffice_domain::TicketId,
+        actor: &UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<crate::TicketRecord, crate::CheckinRejection>> {
+        crate::write_tx!(self, |conn| async {
+            crate::bookings::check_in_tx(conn, ticket_id, actor, now).await
+        })
     }
 }

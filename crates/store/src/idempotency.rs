@@ -9,7 +9,11 @@ use crate::{
 };
 
 /// Stores the response of a claimed key inside the caller's transaction.
-pub(crate) async fn complete_in_tx(conn: &mut AnyConnection, completion: &IdempotencyCompletion, _now: DateTime<Utc>) -> StoreResult<()> {
+pub(crate) async fn complete_in_tx(
+    conn: &mut AnyConnection,
+    completion: &IdempotencyCompletion,
+    _now: DateTime<Utc>,
+) -> StoreResult<()> {
     let scope = &completion.scope;
     sqlx::query(
         "UPDATE idempotency_keys SET state = 'DONE', response_status = $1, response_body = $2 \
@@ -27,7 +31,13 @@ pub(crate) async fn complete_in_tx(conn: &mut AnyConnection, completion: &Idempo
 
 #[async_trait]
 impl IdempotencyStore for SqlStore {
-    async fn claim_idempotency_key(&self, scope: &IdempotencyScope, request_hash: &str, now: DateTime<Utc>, stale_before: DateTime<Utc>) -> StoreResult<IdempotencyClaim> {
+    async fn claim_idempotency_key(
+        &self,
+        scope: &IdempotencyScope,
+        request_hash: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> StoreResult<IdempotencyClaim> {
         let _guard = self.write_guard().await;
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (user_id, route, key, request_hash, state, locked_at, created_at) \
@@ -86,10 +96,17 @@ impl IdempotencyStore for SqlStore {
         .bind(locked_at)
         .execute(&self.pool)
         .await?;
-        Ok(if taken.rows_affected() == 1 { IdempotencyClaim::Claimed } else { IdempotencyClaim::InProgress })
+        Ok(if taken.rows_affected() == 1 {
+            IdempotencyClaim::TakenOver
+        } else {
+            IdempotencyClaim::InProgress
+        })
     }
 
-    async fn complete_idempotency_key(&self, completion: &IdempotencyCompletion) -> StoreResult<()> {
+    async fn complete_idempotency_key(
+        &self,
+        completion: &IdempotencyCompletion,
+    ) -> StoreResult<()> {
         let _guard = self.write_guard().await;
         let mut conn = self.pool.acquire().await?;
         complete_in_tx(&mut conn, completion, chrono::Utc::now()).await

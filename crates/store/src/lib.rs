@@ -14,12 +14,12 @@
 //! its audit record in that same transaction.
 
 mod audit;
+mod bookings;
 mod catalog;
 pub mod db;
 pub mod error;
 mod holds;
 mod idempotency;
-mod bookings;
 pub mod records;
 mod sandbox;
 mod settings;
@@ -52,7 +52,11 @@ pub trait UserStore: Send + Sync {
     async fn insert_user(&self, user: &UserRecord) -> StoreResult<()>;
     async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<UserRecord>>;
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
-    async fn list_users(&self, email: Option<&str>, page: &PageRequest) -> StoreResult<Page<UserRecord>>;
+    async fn list_users(
+        &self,
+        email: Option<&str>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<UserRecord>>;
     async fn update_user_role(&self, id: &UserId, role: Role) -> StoreResult<Option<UserRecord>>;
 }
 
@@ -65,13 +69,28 @@ pub trait CatalogStore: Send + Sync {
     /// Returns false when there is no such event.
     async fn update_event(&self, event: &EventRecord) -> StoreResult<bool>;
     async fn event(&self, id: &EventId) -> StoreResult<Option<EventRecord>>;
-    async fn list_events(&self, filter: &EventFilter, page: &PageRequest) -> StoreResult<Page<EventRecord>>;
+    async fn list_events(
+        &self,
+        filter: &EventFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EventRecord>>;
     /// Creates the show and its whole inventory (one row per seat, one per
     /// standing section) in one transaction.
-    async fn insert_show(&self, show: &ShowRecord, layout: &VenueLayout, actor: &UserId) -> StoreResult<()>;
+    async fn insert_show(
+        &self,
+        show: &ShowRecord,
+        layout: &VenueLayout,
+        actor: &UserId,
+    ) -> StoreResult<()>;
     async fn show(&self, id: &ShowId) -> StoreResult<Option<ShowRecord>>;
     async fn shows_of_event(&self, event_id: &EventId) -> StoreResult<Vec<ShowRecord>>;
-    async fn update_show(&self, id: &ShowId, patch: &ShowPatch, actor: &UserId, now: DateTime<Utc>) -> StoreResult<Option<ShowRecord>>;
+    async fn update_show(
+        &self,
+        id: &ShowId,
+        patch: &ShowPatch,
+        actor: &UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ShowRecord>>;
 }
 
 /// Why a hold cannot move to `PAYING`.
@@ -134,32 +153,87 @@ pub struct IdempotencyCompletion {
 
 #[async_trait]
 pub trait InventoryStore: Send + Sync {
-    async fn inventory_state(&self, show_id: &ShowId, now: DateTime<Utc>) -> StoreResult<ShowInventoryState>;
+    async fn inventory_state(
+        &self,
+        show_id: &ShowId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ShowInventoryState>;
     /// Per-section counts, revenue in minor units and tickets sold.
-    async fn sales(&self, show_id: &ShowId, now: DateTime<Utc>) -> StoreResult<(Vec<SectionSales>, i64, u64)>;
+    async fn sales(
+        &self,
+        show_id: &ShowId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Vec<SectionSales>, i64, u64)>;
     /// All-or-nothing; expires the show's due holds first, so an expired hold
     /// never blocks a new one.
-    async fn create_hold(&self, hold: &NewHold, completion: Option<&IdempotencyCompletion>) -> StoreResult<Result<HoldRecord, HoldRejection>>;
+    async fn create_hold(
+        &self,
+        hold: &NewHold,
+        completion: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<Result<HoldRecord, HoldRejection>>;
     async fn hold(&self, id: &HoldId) -> StoreResult<Option<HoldRecord>>;
     /// Releases an `ACTIVE` hold of `user` (any user's when `None`).
-    async fn release_hold(&self, id: &HoldId, user: Option<&UserId>, now: DateTime<Utc>) -> StoreResult<Result<HoldRecord, HoldStateRejection>>;
+    async fn release_hold(
+        &self,
+        id: &HoldId,
+        user: Option<&UserId>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<HoldRecord, HoldStateRejection>>;
     /// Expires up to `limit` due holds; returns them.
-    async fn expire_due_holds(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<HoldRecord>>;
+    async fn expire_due_holds(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<HoldRecord>>;
     /// `ACTIVE` → `PAYING`, committed before the gateway is called.
-    async fn begin_payment(&self, id: &HoldId, user: &UserId, now: DateTime<Utc>) -> StoreResult<Result<HoldRecord, PaymentStartRejection>>;
+    async fn begin_payment(
+        &self,
+        id: &HoldId,
+        user: &UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<HoldRecord, PaymentStartRejection>>;
     /// `PAYING` → `CONFIRMED` with booking, tickets, payment and audit.
-    async fn complete_booking(&self, booking: &NewBooking, now: DateTime<Utc>, completion: Option<&IdempotencyCompletion>) -> StoreResult<Result<BookingRecord, BookingRejection>>;
+    async fn complete_booking(
+        &self,
+        booking: &NewBooking,
+        now: DateTime<Utc>,
+        completion: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<Result<BookingRecord, BookingRejection>>;
     /// `PAYING` → `RELEASED` (declined) or back to `ACTIVE`/`EXPIRED` (unavailable).
-    async fn abort_payment(&self, id: &HoldId, abort: PaymentAbort, now: DateTime<Utc>, completion: Option<&IdempotencyCompletion>) -> StoreResult<Option<HoldRecord>>;
+    async fn abort_payment(
+        &self,
+        id: &HoldId,
+        abort: PaymentAbort,
+        now: DateTime<Utc>,
+        completion: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<Option<HoldRecord>>;
     /// Holds in `PAYING` whose payment started before `started_before`.
-    async fn holds_in_payment(&self, started_before: DateTime<Utc>, limit: u32) -> StoreResult<Vec<HoldRecord>>;
+    async fn holds_in_payment(
+        &self,
+        started_before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<HoldRecord>>;
     async fn booking(&self, id: &BookingId) -> StoreResult<Option<BookingRecord>>;
     async fn booking_of_hold(&self, hold_id: &HoldId) -> StoreResult<Option<BookingRecord>>;
-    async fn list_bookings(&self, filter: &BookingFilter, page: &PageRequest) -> StoreResult<Page<BookingRecord>>;
+    async fn list_bookings(
+        &self,
+        filter: &BookingFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<BookingRecord>>;
     /// `CONFIRMED` → `CANCELLED`: tickets void, places back on sale, payment refunded.
-    async fn cancel_booking(&self, id: &BookingId, actor: &UserId, now: DateTime<Utc>) -> StoreResult<Result<BookingRecord, CancelRejection>>;
+    async fn cancel_booking(
+        &self,
+        id: &BookingId,
+        actor: &UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<BookingRecord, CancelRejection>>;
     /// Admits a ticket once, even when two scans race.
-    async fn check_in(&self, ticket_id: &TicketId, actor: &UserId, now: DateTime<Utc>) -> StoreResult<Result<TicketRecord, CheckinRejection>>;
+    async fn check_in(
+        &self,
+        ticket_id: &TicketId,
+        actor: &UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<TicketRecord, CheckinRejection>>;
 }
 
 #[async_trait]
@@ -167,16 +241,27 @@ pub trait IdempotencyStore: Send + Sync {
     /// Claims `scope` for a request whose body hashes to `request_hash`. A
     /// claim left `IN_PROGRESS` since before `stale_before` (its request died
     /// with its server) is taken over.
-    async fn claim_idempotency_key(&self, scope: &IdempotencyScope, request_hash: &str, now: DateTime<Utc>, stale_before: DateTime<Utc>) -> StoreResult<IdempotencyClaim>;
+    async fn claim_idempotency_key(
+        &self,
+        scope: &IdempotencyScope,
+        request_hash: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> StoreResult<IdempotencyClaim>;
     /// Stores a response for a request whose effect (if any) is already committed.
-    async fn complete_idempotency_key(&self, completion: &IdempotencyCompletion) -> StoreResult<()>;
+    async fn complete_idempotency_key(&self, completion: &IdempotencyCompletion)
+        -> StoreResult<()>;
     /// Forgets a claim whose request failed (5xx answers are not stored).
     async fn abandon_idempotency_key(&self, scope: &IdempotencyScope) -> StoreResult<()>;
 }
 
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    async fn list_audit(&self, filter: &AuditFilter, page: &PageRequest) -> StoreResult<Page<AuditRecord>>;
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuditRecord>>;
 }
 
 /// Storage for the sandbox payment gateway's ledger (the gateway plays a third
@@ -185,7 +270,10 @@ pub trait AuditStore: Send + Sync {
 pub trait SandboxLedgerStore: Send + Sync {
     /// Records a capture once per idempotency key; returns the charge.
     async fn sandbox_capture(&self, charge: &SandboxCharge) -> StoreResult<SandboxCharge>;
-    async fn sandbox_charge_by_key(&self, idempotency_key: &str) -> StoreResult<Option<SandboxCharge>>;
+    async fn sandbox_charge_by_key(
+        &self,
+        idempotency_key: &str,
+    ) -> StoreResult<Option<SandboxCharge>>;
     /// Marks a charge refunded; returns it, or `None` when there is none.
     async fn sandbox_refund(&self, idempotency_key: &str) -> StoreResult<Option<SandboxCharge>>;
     async fn sandbox_charges_of_hold(&self, hold_id: &str) -> StoreResult<Vec<SandboxCharge>>;
@@ -193,11 +281,23 @@ pub trait SandboxLedgerStore: Send + Sync {
 
 /// The whole persistence port.
 pub trait Store:
-    SettingsStore + UserStore + CatalogStore + InventoryStore + IdempotencyStore + AuditStore + SandboxLedgerStore
+    SettingsStore
+    + UserStore
+    + CatalogStore
+    + InventoryStore
+    + IdempotencyStore
+    + AuditStore
+    + SandboxLedgerStore
 {
 }
 
 impl<T> Store for T where
-    T: SettingsStore + UserStore + CatalogStore + InventoryStore + IdempotencyStore + AuditStore + SandboxLedgerStore
+    T: SettingsStore
+        + UserStore
+        + CatalogStore
+        + InventoryStore
+        + IdempotencyStore
+        + AuditStore
+        + SandboxLedgerStore
 {
 }

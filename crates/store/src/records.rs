@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use boxoffice_domain::{
-    BookingId, BookingStatus, EventId, HoldId, HoldStatus, Money, PaymentId, Role, SeatId,
-    ShowId, ShowStatus, TicketId, UserId, Venue, VenueId,
+    BookingId, BookingStatus, EventId, HoldId, HoldStatus, Money, PaymentId, Role, SeatId, ShowId,
+    ShowStatus, TicketId, UserId, Venue, VenueId,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -70,7 +70,10 @@ pub struct WaitingRoomSettings {
 
 impl Default for WaitingRoomSettings {
     fn default() -> Self {
-        WaitingRoomSettings { enabled: false, admit_per_minute: 2000 }
+        WaitingRoomSettings {
+            enabled: false,
+            admit_per_minute: 2000,
+        }
     }
 }
 
@@ -165,9 +168,18 @@ pub struct NewHold {
 /// Why the store refused a hold.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HoldRejection {
-    SeatsUnavailable { seat_ids: Vec<SeatId> },
-    StandingUnavailable { section: String, available: u32 },
-    TicketLimitExceeded { limit: u32, already: u32, requested: u32 },
+    SeatsUnavailable {
+        seat_ids: Vec<SeatId>,
+    },
+    StandingUnavailable {
+        section: String,
+        available: u32,
+    },
+    TicketLimitExceeded {
+        limit: u32,
+        already: u32,
+        requested: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -339,6 +351,9 @@ pub struct StoredResponse {
 pub enum IdempotencyClaim {
     /// This request owns the key now and must complete or abandon it.
     Claimed,
+    /// As `Claimed`, but the key was left `IN_PROGRESS` by a request that died
+    /// (its server crashed): its effect may have been finished by recovery.
+    TakenOver,
     /// The key was used with this body before; answer with the stored response.
     Replay(StoredResponse),
     /// The key was used with another body.

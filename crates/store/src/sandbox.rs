@@ -45,7 +45,10 @@ impl SandboxLedgerStore for SqlStore {
             .ok_or(StoreError::NotFound)
     }
 
-    async fn sandbox_charge_by_key(&self, idempotency_key: &str) -> StoreResult<Option<SandboxCharge>> {
+    async fn sandbox_charge_by_key(
+        &self,
+        idempotency_key: &str,
+    ) -> StoreResult<Option<SandboxCharge>> {
         let row = sqlx::query("SELECT * FROM sandbox_charges WHERE idempotency_key = $1")
             .bind(idempotency_key)
             .fetch_optional(&self.pool)
@@ -56,19 +59,22 @@ impl SandboxLedgerStore for SqlStore {
     async fn sandbox_refund(&self, idempotency_key: &str) -> StoreResult<Option<SandboxCharge>> {
         {
             let _guard = self.write_guard().await;
-            sqlx::query("UPDATE sandbox_charges SET status = 'REFUNDED' WHERE idempotency_key = $1")
-                .bind(idempotency_key)
-                .execute(&self.pool)
-                .await?;
+            sqlx::query(
+                "UPDATE sandbox_charges SET status = 'REFUNDED' WHERE idempotency_key = $1",
+            )
+            .bind(idempotency_key)
+            .execute(&self.pool)
+            .await?;
         }
         self.sandbox_charge_by_key(idempotency_key).await
     }
 
     async fn sandbox_charges_of_hold(&self, hold_id: &str) -> StoreResult<Vec<SandboxCharge>> {
-        let rows = sqlx::query("SELECT * FROM sandbox_charges WHERE hold_id = $1 ORDER BY created_at, id")
-            .bind(hold_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM sandbox_charges WHERE hold_id = $1 ORDER BY created_at, id")
+                .bind(hold_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(charge_from_row).collect()
     }
 }

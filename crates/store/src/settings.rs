@@ -13,11 +13,13 @@ impl SettingsStore for SqlStore {
     async fn setting_get_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
         {
             let _guard = self.write_guard().await;
-            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-                .bind(key)
-                .bind(value)
-                .execute(&self.pool)
-                .await?;
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
         }
         let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
             .bind(key)

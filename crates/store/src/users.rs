@@ -15,7 +15,8 @@ fn user_from_row(row: &AnyRow) -> StoreResult<UserRecord> {
         email: row.try_get("email")?,
         name: row.try_get("name")?,
         phone: row.try_get("phone")?,
-        role: Role::parse(&role).ok_or_else(|| StoreError::Other(format!("unknown role {role}")))?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Other(format!("unknown role {role}")))?,
         password_hash: row.try_get("password_hash")?,
         created_at: from_millis(row.try_get("created_at")?),
     })
@@ -50,14 +51,20 @@ impl UserStore for SqlStore {
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"))
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+        ))
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
-    async fn list_users(&self, email: Option<&str>, page: &PageRequest) -> StoreResult<Page<UserRecord>> {
+    async fn list_users(
+        &self,
+        email: Option<&str>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<UserRecord>> {
         let mut sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1");
         if email.is_some() {
             sql.push_str(" AND email = $3");
@@ -70,8 +77,13 @@ impl UserStore for SqlStore {
             query = query.bind(email.to_lowercase());
         }
         let rows = query.fetch_all(&self.pool).await?;
-        let users = rows.iter().map(user_from_row).collect::<StoreResult<Vec<_>>>()?;
-        Ok(crate::catalog::paginate(users, page.limit, |user| user.id.to_string()))
+        let users = rows
+            .iter()
+            .map(user_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(crate::catalog::paginate(users, page.limit, |user| {
+            user.id.to_string()
+        }))
     }
 
     async fn update_user_role(&self, id: &UserId, role: Role) -> StoreResult<Option<UserRecord>> {

@@ -92,12 +92,21 @@ impl Case {
 
     async fn run(&self, api: &Api) -> Result<Resp, String> {
         let api = if self.own_connection {
-            let client = reqwest::Client::builder().pool_max_idle_per_host(0).timeout(CASE_TIMEOUT).build().expect("client");
-            Api { client, ..api.clone() }
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .timeout(CASE_TIMEOUT)
+                .build()
+                .expect("client");
+            Api {
+                client,
+                ..api.clone()
+            }
         } else {
             api.clone()
         };
-        let mut request = api.request(self.method.clone(), &self.path).maybe_token(self.token.as_deref());
+        let mut request = api
+            .request(self.method.clone(), &self.path)
+            .maybe_token(self.token.as_deref());
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }
@@ -124,7 +133,13 @@ struct Route {
 
 impl Route {
     fn new(method: Method, path: &str, token: Option<&str>, valid: Value) -> Route {
-        Route { method, path: path.to_string(), token: token.map(str::to_string), idempotent: false, valid }
+        Route {
+            method,
+            path: path.to_string(),
+            token: token.map(str::to_string),
+            idempotent: false,
+            valid,
+        }
     }
 
     fn idempotent(mut self) -> Route {
@@ -170,7 +185,9 @@ impl Route {
     fn with_raw(&self, key: &str, raw_json: &str) -> Vec<u8> {
         let mut body = self.without(key);
         body[key] = json!("__RAW__");
-        body.to_string().replace("\"__RAW__\"", raw_json).into_bytes()
+        body.to_string()
+            .replace("\"__RAW__\"", raw_json)
+            .into_bytes()
     }
 
     /// The cases every JSON route must survive.
@@ -178,26 +195,63 @@ impl Route {
         let mut padded = self.valid.clone();
         padded["padding"] = json!("x".repeat(TWO_MEGABYTES));
         vec![
-            self.case("malformed JSON").raw(Some("application/json"), r#"{"a": "#).expect(400, "invalid_request"),
-            self.case("trailing garbage").raw(Some("application/json"), format!("{} xyz", self.valid)).expect(400, "invalid_request"),
-            self.case("a JSON array").raw(Some("application/json"), "[1, 2, 3]").expect(400, "invalid_request"),
-            self.case("a JSON string").raw(Some("application/json"), r#""hello""#).expect(400, "invalid_request"),
-            self.case("JSON null").raw(Some("application/json"), "null").expect(400, "invalid_request"),
-            self.case("an empty body").raw(Some("application/json"), "").expect(400, "invalid_request"),
-            self.case("invalid UTF-8").raw(Some("application/json"), b"{\"name\": \"\xff\xfe\"}".to_vec()).expect(400, "invalid_request"),
+            self.case("malformed JSON")
+                .raw(Some("application/json"), r#"{"a": "#)
+                .expect(400, "invalid_request"),
+            self.case("trailing garbage")
+                .raw(Some("application/json"), format!("{} xyz", self.valid))
+                .expect(400, "invalid_request"),
+            self.case("a JSON array")
+                .raw(Some("application/json"), "[1, 2, 3]")
+                .expect(400, "invalid_request"),
+            self.case("a JSON string")
+                .raw(Some("application/json"), r#""hello""#)
+                .expect(400, "invalid_request"),
+            self.case("JSON null")
+                .raw(Some("application/json"), "null")
+                .expect(400, "invalid_request"),
+            self.case("an empty body")
+                .raw(Some("application/json"), "")
+                .expect(400, "invalid_request"),
+            self.case("invalid UTF-8")
+                .raw(
+                    Some("application/json"),
+                    b"{\"name\": \"\xff\xfe\"}".to_vec(),
+                )
+                .expect(400, "invalid_request"),
             // Any 4xx: a valid body under the wrong type must not be acted on.
-            self.case("Content-Type text/plain").raw(Some("text/plain"), self.valid.to_string()).any_of(&[]),
-            self.case("no Content-Type").raw(None, self.valid.to_string()).any_of(&[]),
-            self.case("Content-Type application/xml").raw(Some("application/xml"), "<a/>").any_of(&[]),
-            self.case("a 2 MB body").raw(Some("application/json"), padded.to_string()).expect(413, "payload_too_large").own_connection(),
+            self.case("Content-Type text/plain")
+                .raw(Some("text/plain"), self.valid.to_string())
+                .any_of(&[]),
+            self.case("no Content-Type")
+                .raw(None, self.valid.to_string())
+                .any_of(&[]),
+            self.case("Content-Type application/xml")
+                .raw(Some("application/xml"), "<a/>")
+                .any_of(&[]),
+            self.case("a 2 MB body")
+                .raw(Some("application/json"), padded.to_string())
+                .expect(413, "payload_too_large")
+                .own_connection(),
         ]
     }
 
     fn auth_cases(&self, customer: &str, role_required: bool) -> Vec<Case> {
-        let mut cases = vec![self.case("no token").token(None).expect(401, "unauthorized")];
-        cases.push(self.case("a garbage token").token(Some("not.a.jwt")).expect(401, "unauthorized"));
+        let mut cases = vec![self
+            .case("no token")
+            .token(None)
+            .expect(401, "unauthorized")];
+        cases.push(
+            self.case("a garbage token")
+                .token(Some("not.a.jwt"))
+                .expect(401, "unauthorized"),
+        );
         if role_required {
-            cases.push(self.case("a customer token").token(Some(customer)).expect(403, "forbidden"));
+            cases.push(
+                self.case("a customer token")
+                    .token(Some(customer))
+                    .expect(403, "forbidden"),
+            );
         }
         cases
     }
@@ -228,7 +282,9 @@ async fn build_world(app: &TestApp) -> World {
         id_of(resp.expect(201, "world hold"), &resp)
     };
     let book = |user: TestUser, hold_id: String| async move {
-        let resp = app.book(&user.token, &hold_id, &unique_key(), "tok_visa").await;
+        let resp = app
+            .book(&user.token, &hold_id, &unique_key(), "tok_visa")
+            .await;
         resp.expect(201, "world booking").clone()
     };
     let hold_id = hold(customer.clone(), "A-2-10").await;
@@ -240,7 +296,10 @@ async fn build_world(app: &TestApp) -> World {
         booking_id: id_of(&booking, &booking),
         others_booking_id: id_of(&others_booking, &others_booking),
         big_cancel_booking_id: id_of(&big_cancel, &big_cancel),
-        ticket_code: others_booking["tickets"][0]["code"].as_str().expect("ticket code").to_string(),
+        ticket_code: others_booking["tickets"][0]["code"]
+            .as_str()
+            .expect("ticket code")
+            .to_string(),
         fixture,
         customer,
         other,
@@ -259,54 +318,171 @@ fn table(app: &TestApp, world: &World) -> Vec<Case> {
     let mut cases = Vec::new();
 
     // --- POST /v1/auth/register -----------------------------------------------
-    let register = Route::new(Method::POST, "/v1/auth/register", None, json!({"email": unique_email(), "password": USER_PASSWORD, "name": "Bad Input"}));
+    let register = Route::new(
+        Method::POST,
+        "/v1/auth/register",
+        None,
+        json!({"email": unique_email(), "password": USER_PASSWORD, "name": "Bad Input"}),
+    );
     cases.extend(register.generic_cases());
     cases.extend([
-        register.case("missing email").json(register.without("email")).invalid("email"),
-        register.case("missing password").json(register.without("password")).invalid("password"),
-        register.case("missing name").json(register.without("name")).invalid("name"),
-        register.case("email is a number").json(register.with("email", json!(42))).invalid("email"),
-        register.case("name is an array").json(register.with("name", json!(["x"]))).invalid("name"),
-        register.case("phone is a number").json(register.with("phone", json!(12345))).invalid("phone"),
-        register.case("not an email").json(register.with("email", json!("not-an-email"))).invalid("email"),
-        register.case("empty email").json(register.with("email", json!(""))).invalid("email"),
-        register.case("empty password").json(register.with("password", json!(""))).invalid("password"),
-        register.case("email with NUL").json(register.with("email", json!("a\u{0}b@example.test"))).invalid("email"),
-        register.case("100 KB name").json(register.with("name", json!(long))).any_of(&[400, 413]),
-        register.case("100 KB email").json(register.with("email", json!(format!("{long}@example.test")))).any_of(&[400, 413]),
-        register.case("100 KB password").json(register.with("password", json!(long))).any_of(&[400, 413]),
-        register.case("lone surrogate name").raw(Some("application/json"), register.with_raw("name", lone_surrogate)).expect(400, "invalid_request"),
+        register
+            .case("missing email")
+            .json(register.without("email"))
+            .invalid("email"),
+        register
+            .case("missing password")
+            .json(register.without("password"))
+            .invalid("password"),
+        register
+            .case("missing name")
+            .json(register.without("name"))
+            .invalid("name"),
+        register
+            .case("email is a number")
+            .json(register.with("email", json!(42)))
+            .invalid("email"),
+        register
+            .case("name is an array")
+            .json(register.with("name", json!(["x"])))
+            .invalid("name"),
+        register
+            .case("phone is a number")
+            .json(register.with("phone", json!(12345)))
+            .invalid("phone"),
+        register
+            .case("not an email")
+            .json(register.with("email", json!("not-an-email")))
+            .invalid("email"),
+        register
+            .case("empty email")
+            .json(register.with("email", json!("")))
+            .invalid("email"),
+        register
+            .case("empty password")
+            .json(register.with("password", json!("")))
+            .invalid("password"),
+        register
+            .case("email with NUL")
+            .json(register.with("email", json!("a\u{0}b@example.test")))
+            .invalid("email"),
+        register
+            .case("100 KB name")
+            .json(register.with("name", json!(long)))
+            .any_of(&[400, 413]),
+        register
+            .case("100 KB email")
+            .json(register.with("email", json!(format!("{long}@example.test"))))
+            .any_of(&[400, 413]),
+        register
+            .case("100 KB password")
+            .json(register.with("password", json!(long)))
+            .any_of(&[400, 413]),
+        register
+            .case("lone surrogate name")
+            .raw(
+                Some("application/json"),
+                register.with_raw("name", lone_surrogate),
+            )
+            .expect(400, "invalid_request"),
     ]);
 
     // --- POST /v1/auth/login ----------------------------------------------------
-    let login = Route::new(Method::POST, "/v1/auth/login", None, json!({"email": world.spare.email, "password": "wrong-password-123"}));
+    let login = Route::new(
+        Method::POST,
+        "/v1/auth/login",
+        None,
+        json!({"email": world.spare.email, "password": "wrong-password-123"}),
+    );
     cases.extend(login.generic_cases());
     cases.extend([
-        login.case("missing email").json(login.without("email")).invalid("email"),
-        login.case("missing password").json(login.without("password")).invalid("password"),
-        login.case("email is a number").json(login.with("email", json!(5))).invalid("email"),
-        login.case("password is null").json(login.with("password", Value::Null)).invalid("password"),
-        login.case("wrong password").expect(401, "invalid_credentials"),
-        login.case("unknown email").json(login.with("email", json!(unique_email()))).expect(401, "invalid_credentials"),
-        login.case("100 KB password").json(login.with("password", json!(long))).any_of(&[400, 401, 413]),
-        login.case("lone surrogate password").raw(Some("application/json"), login.with_raw("password", lone_surrogate)).expect(400, "invalid_request"),
+        login
+            .case("missing email")
+            .json(login.without("email"))
+            .invalid("email"),
+        login
+            .case("missing password")
+            .json(login.without("password"))
+            .invalid("password"),
+        login
+            .case("email is a number")
+            .json(login.with("email", json!(5)))
+            .invalid("email"),
+        login
+            .case("password is null")
+            .json(login.with("password", Value::Null))
+            .invalid("password"),
+        login
+            .case("wrong password")
+            .expect(401, "invalid_credentials"),
+        login
+            .case("unknown email")
+            .json(login.with("email", json!(unique_email())))
+            .expect(401, "invalid_credentials"),
+        login
+            .case("100 KB password")
+            .json(login.with("password", json!(long)))
+            .any_of(&[400, 401, 413]),
+        login
+            .case("lone surrogate password")
+            .raw(
+                Some("application/json"),
+                login.with_raw("password", lone_surrogate),
+            )
+            .expect(400, "invalid_request"),
     ]);
 
     // --- PATCH /v1/users/{id} -----------------------------------------------------
-    let users = Route::new(Method::PATCH, &format!("/v1/users/{}", world.spare.id), admin, json!({"role": "staff"}));
+    let users = Route::new(
+        Method::PATCH,
+        &format!("/v1/users/{}", world.spare.id),
+        admin,
+        json!({"role": "staff"}),
+    );
     cases.extend(users.generic_cases());
     cases.extend(users.auth_cases(customer, true));
     cases.extend([
-        users.case("unknown role").json(json!({"role": "superuser"})).invalid("role"),
-        users.case("role is a number").json(json!({"role": 5})).invalid("role"),
-        users.case("role is null").json(json!({"role": null})).invalid("role"),
-        users.case("role with NUL").json(json!({"role": "staff\u{0}"})).invalid("role"),
-        Route::new(Method::PATCH, "/v1/users/usr_does_not_exist", admin, json!({"role": "staff"})).case("unknown user").expect(404, "not_found"),
-        Route::new(Method::PATCH, "/v1/users/%F0%9F%8E%AB%E2%80%AE", admin, json!({"role": "staff"})).case("emoji user id").any_of(&[400, 404]),
+        users
+            .case("unknown role")
+            .json(json!({"role": "superuser"}))
+            .invalid("role"),
+        users
+            .case("role is a number")
+            .json(json!({"role": 5}))
+            .invalid("role"),
+        users
+            .case("role is null")
+            .json(json!({"role": null}))
+            .invalid("role"),
+        users
+            .case("role with NUL")
+            .json(json!({"role": "staff\u{0}"}))
+            .invalid("role"),
+        Route::new(
+            Method::PATCH,
+            "/v1/users/usr_does_not_exist",
+            admin,
+            json!({"role": "staff"}),
+        )
+        .case("unknown user")
+        .expect(404, "not_found"),
+        Route::new(
+            Method::PATCH,
+            "/v1/users/%F0%9F%8E%AB%E2%80%AE",
+            admin,
+            json!({"role": "staff"}),
+        )
+        .case("emoji user id")
+        .any_of(&[400, 404]),
     ]);
 
     // --- POST /v1/venues -------------------------------------------------------------
-    let venue = Route::new(Method::POST, "/v1/venues", admin, venue_layout("Rejected Hall", 2, 5, Some(10)));
+    let venue = Route::new(
+        Method::POST,
+        "/v1/venues",
+        admin,
+        venue_layout("Rejected Hall", 2, 5, Some(10)),
+    );
     let with_section = |edit: &dyn Fn(&mut Value)| {
         let mut body = venue.valid.clone();
         edit(&mut body["sections"][0]);
@@ -325,58 +501,201 @@ fn table(app: &TestApp, world: &World) -> Vec<Case> {
     cases.extend(venue.generic_cases());
     cases.extend(venue.auth_cases(customer, true));
     cases.extend([
-        venue.case("missing name").json(venue.without("name")).invalid("name"),
-        venue.case("missing sections").json(venue.without("sections")).invalid("sections"),
-        venue.case("sections is a string").json(venue.with("sections", json!("abc"))).invalid("sections"),
-        venue.case("no sections").json(venue.with("sections", json!([]))).invalid("sections"),
-        venue.case("unknown kind").json(with_section(&|s| s["kind"] = json!("floating"))).invalid("kind"),
-        venue.case("missing category").json(with_section(&|s| { s.as_object_mut().unwrap().remove("category"); })).invalid("category"),
-        venue.case("row of 0 seats").json(with_row(&|r| r["seats"] = json!(0))).invalid("seats"),
-        venue.case("row of -1 seats").json(with_row(&|r| r["seats"] = json!(-1))).invalid("seats"),
-        venue.case("row of a billion seats").json(with_row(&|r| r["seats"] = json!(1_000_000_000))).invalid("seats"),
-        venue.case("row of 1e30 seats").raw(Some("application/json"), venue.valid.to_string().replacen("\"seats\":5", "\"seats\":1000000000000000000000000000000", 1)).invalid("seats"),
-        venue.case("seats is a string").json(with_row(&|r| r["seats"] = json!("10"))).invalid("seats"),
-        venue.case("negative capacity").json(with_standing(&|s| s["capacity"] = json!(-5))).invalid("capacity"),
-        venue.case("capacity 1e20").raw(Some("application/json"), venue.valid.to_string().replacen("\"capacity\":10", "\"capacity\":100000000000000000000", 1)).invalid("capacity"),
-        venue.case("section id with emoji").json(with_section(&|s| s["id"] = json!("A🎫"))).invalid("id"),
-        venue.case("empty section id").json(with_section(&|s| s["id"] = json!(""))).invalid("id"),
-        venue.case("section id with NUL").json(with_section(&|s| s["id"] = json!("A\u{0}"))).invalid("id"),
-        venue.case("row label with RTL mark").json(with_row(&|r| r["label"] = json!("1\u{200F}"))).invalid("label"),
-        venue.case("duplicate section ids").json(with_standing(&|s| s["id"] = json!(SEATED_SECTION))).expect(400, "invalid_request"),
-        venue.case("duplicate row labels").json(with_section(&|s| s["rows"][1]["label"] = json!("1"))).expect(400, "invalid_request"),
-        venue.case("100 KB name").json(venue.with("name", json!(long))).any_of(&[400, 413]),
-        venue.case("lone surrogate name").raw(Some("application/json"), venue.with_raw("name", lone_surrogate)).expect(400, "invalid_request"),
+        venue
+            .case("missing name")
+            .json(venue.without("name"))
+            .invalid("name"),
+        venue
+            .case("missing sections")
+            .json(venue.without("sections"))
+            .invalid("sections"),
+        venue
+            .case("sections is a string")
+            .json(venue.with("sections", json!("abc")))
+            .invalid("sections"),
+        venue
+            .case("no sections")
+            .json(venue.with("sections", json!([])))
+            .invalid("sections"),
+        venue
+            .case("unknown kind")
+            .json(with_section(&|s| s["kind"] = json!("floating")))
+            .invalid("kind"),
+        venue
+            .case("missing category")
+            .json(with_section(&|s| {
+                s.as_object_mut().unwrap().remove("category");
+            }))
+            .invalid("category"),
+        venue
+            .case("row of 0 seats")
+            .json(with_row(&|r| r["seats"] = json!(0)))
+            .invalid("seats"),
+        venue
+            .case("row of -1 seats")
+            .json(with_row(&|r| r["seats"] = json!(-1)))
+            .invalid("seats"),
+        venue
+            .case("row of a billion seats")
+            .json(with_row(&|r| r["seats"] = json!(1_000_000_000)))
+            .invalid("seats"),
+        venue
+            .case("row of 1e30 seats")
+            .raw(
+                Some("application/json"),
+                venue.valid.to_string().replacen(
+                    "\"seats\":5",
+                    "\"seats\":1000000000000000000000000000000",
+                    1,
+                ),
+            )
+            .invalid("seats"),
+        venue
+            .case("seats is a string")
+            .json(with_row(&|r| r["seats"] = json!("10")))
+            .invalid("seats"),
+        venue
+            .case("negative capacity")
+            .json(with_standing(&|s| s["capacity"] = json!(-5)))
+            .invalid("capacity"),
+        venue
+            .case("capacity 1e20")
+            .raw(
+                Some("application/json"),
+                venue.valid.to_string().replacen(
+                    "\"capacity\":10",
+                    "\"capacity\":100000000000000000000",
+                    1,
+                ),
+            )
+            .invalid("capacity"),
+        venue
+            .case("section id with emoji")
+            .json(with_section(&|s| s["id"] = json!("A🎫")))
+            .invalid("id"),
+        venue
+            .case("empty section id")
+            .json(with_section(&|s| s["id"] = json!("")))
+            .invalid("id"),
+        venue
+            .case("section id with NUL")
+            .json(with_section(&|s| s["id"] = json!("A\u{0}")))
+            .invalid("id"),
+        venue
+            .case("row label with RTL mark")
+            .json(with_row(&|r| r["label"] = json!("1\u{200F}")))
+            .invalid("label"),
+        venue
+            .case("duplicate section ids")
+            .json(with_standing(&|s| s["id"] = json!(SEATED_SECTION)))
+            .expect(400, "invalid_request"),
+        venue
+            .case("duplicate row labels")
+            .json(with_section(&|s| s["rows"][1]["label"] = json!("1")))
+            .expect(400, "invalid_request"),
+        venue
+            .case("100 KB name")
+            .json(venue.with("name", json!(long)))
+            .any_of(&[400, 413]),
+        venue
+            .case("lone surrogate name")
+            .raw(
+                Some("application/json"),
+                venue.with_raw("name", lone_surrogate),
+            )
+            .expect(400, "invalid_request"),
     ]);
 
     // --- POST /v1/events -----------------------------------------------------------------
-    let event = Route::new(Method::POST, "/v1/events", admin, json!({"title": "Rejected Event", "description": "d", "performer": "p", "genre": "rock", "tags": ["a"]}));
+    let event = Route::new(
+        Method::POST,
+        "/v1/events",
+        admin,
+        json!({"title": "Rejected Event", "description": "d", "performer": "p", "genre": "rock", "tags": ["a"]}),
+    );
     cases.extend(event.generic_cases());
     cases.extend(event.auth_cases(customer, true));
     cases.extend([
-        event.case("missing title").json(event.without("title")).invalid("title"),
-        event.case("title is a number").json(event.with("title", json!(5))).invalid("title"),
-        event.case("empty title").json(event.with("title", json!(""))).invalid("title"),
-        event.case("tags is a string").json(event.with("tags", json!("rock"))).invalid("tags"),
-        event.case("tags of numbers").json(event.with("tags", json!([1, 2]))).invalid("tags"),
-        event.case("100 KB title").json(event.with("title", json!(long))).any_of(&[400, 413]),
-        event.case("lone surrogate title").raw(Some("application/json"), event.with_raw("title", lone_surrogate)).expect(400, "invalid_request"),
+        event
+            .case("missing title")
+            .json(event.without("title"))
+            .invalid("title"),
+        event
+            .case("title is a number")
+            .json(event.with("title", json!(5)))
+            .invalid("title"),
+        event
+            .case("empty title")
+            .json(event.with("title", json!("")))
+            .invalid("title"),
+        event
+            .case("tags is a string")
+            .json(event.with("tags", json!("rock")))
+            .invalid("tags"),
+        event
+            .case("tags of numbers")
+            .json(event.with("tags", json!([1, 2])))
+            .invalid("tags"),
+        event
+            .case("100 KB title")
+            .json(event.with("title", json!(long)))
+            .any_of(&[400, 413]),
+        event
+            .case("lone surrogate title")
+            .raw(
+                Some("application/json"),
+                event.with_raw("title", lone_surrogate),
+            )
+            .expect(400, "invalid_request"),
     ]);
 
     // --- PATCH /v1/events/{id} --------------------------------------------------------------
-    let patch_event = Route::new(Method::PATCH, &format!("/v1/events/{}", fixture.event_id), admin, json!({"title": "Renamed"}));
+    let patch_event = Route::new(
+        Method::PATCH,
+        &format!("/v1/events/{}", fixture.event_id),
+        admin,
+        json!({"title": "Renamed"}),
+    );
     cases.extend(patch_event.generic_cases());
     cases.extend(patch_event.auth_cases(customer, true));
     cases.extend([
-        Route::new(Method::PATCH, "/v1/events/evt_does_not_exist", admin, json!({"title": "x"})).case("unknown event").expect(404, "not_found"),
-        patch_event.case("title is a number").json(json!({"title": 5})).invalid("title"),
-        patch_event.case("empty title").json(json!({"title": ""})).invalid("title"),
-        patch_event.case("tags is an object").json(json!({"tags": {}})).invalid("tags"),
-        patch_event.case("100 KB title").json(json!({"title": long})).any_of(&[400, 413]),
-        patch_event.case("lone surrogate title").raw(Some("application/json"), r#"{"title": "\ud800"}"#).expect(400, "invalid_request"),
+        Route::new(
+            Method::PATCH,
+            "/v1/events/evt_does_not_exist",
+            admin,
+            json!({"title": "x"}),
+        )
+        .case("unknown event")
+        .expect(404, "not_found"),
+        patch_event
+            .case("title is a number")
+            .json(json!({"title": 5}))
+            .invalid("title"),
+        patch_event
+            .case("empty title")
+            .json(json!({"title": ""}))
+            .invalid("title"),
+        patch_event
+            .case("tags is an object")
+            .json(json!({"tags": {}}))
+            .invalid("tags"),
+        patch_event
+            .case("100 KB title")
+            .json(json!({"title": long}))
+            .any_of(&[400, 413]),
+        patch_event
+            .case("lone surrogate title")
+            .raw(Some("application/json"), r#"{"title": "\ud800"}"#)
+            .expect(400, "invalid_request"),
     ]);
 
     // --- POST /v1/events/{id}/shows -----------------------------------------------------------
-    let show = Route::new(Method::POST, &format!("/v1/events/{}/shows", fixture.event_id), admin, show_body(&fixture.venue_id, json!({})));
+    let show = Route::new(
+        Method::POST,
+        &format!("/v1/events/{}/shows", fixture.event_id),
+        admin,
+        show_body(&fixture.venue_id, json!({})),
+    );
     let with_price = |category: &str, key: &str, value: Value| {
         let mut body = show.valid.clone();
         body["prices"][category][key] = value;
@@ -385,101 +704,311 @@ fn table(app: &TestApp, world: &World) -> Vec<Case> {
     cases.extend(show.generic_cases());
     cases.extend(show.auth_cases(customer, true));
     cases.extend([
-        Route::new(Method::POST, "/v1/events/evt_does_not_exist/shows", admin, show.valid.clone()).case("unknown event").expect(404, "not_found"),
-        show.case("unknown venue").json(show.with("venue_id", json!("ven_does_not_exist"))).any_of(&[400, 404, 422]),
-        show.case("missing venue_id").json(show.without("venue_id")).invalid("venue_id"),
-        show.case("missing starts_at").json(show.without("starts_at")).invalid("starts_at"),
-        show.case("starts_at not a time").json(show.with("starts_at", json!("tomorrow"))).invalid("starts_at"),
-        show.case("starts_at a number").json(show.with("starts_at", json!(12345))).invalid("starts_at"),
-        show.case("hold_ttl_seconds 0").json(show.with("hold_ttl_seconds", json!(0))).invalid("hold_ttl_seconds"),
-        show.case("hold_ttl_seconds 3601").json(show.with("hold_ttl_seconds", json!(3601))).invalid("hold_ttl_seconds"),
-        show.case("hold_ttl_seconds -1").json(show.with("hold_ttl_seconds", json!(-1))).invalid("hold_ttl_seconds"),
-        show.case("hold_ttl_seconds a string").json(show.with("hold_ttl_seconds", json!("60"))).invalid("hold_ttl_seconds"),
-        show.case("hold_ttl_seconds 1e30").raw(Some("application/json"), show.with_raw("hold_ttl_seconds", "1000000000000000000000000000000")).invalid("hold_ttl_seconds"),
-        show.case("max_tickets_per_user 0").json(show.with("max_tickets_per_user", json!(0))).invalid("max_tickets_per_user"),
-        show.case("max_tickets_per_user -3").json(show.with("max_tickets_per_user", json!(-3))).invalid("max_tickets_per_user"),
-        show.case("max_tickets_per_user 1e30").raw(Some("application/json"), show.with_raw("max_tickets_per_user", "1e30")).invalid("max_tickets_per_user"),
-        show.case("a category without price").json(show.with("prices", json!({SEAT_CATEGORY: money(100)}))).expect(422, "price_missing"),
-        show.case("no prices at all").json(show.with("prices", json!({}))).expect(422, "price_missing"),
-        show.case("negative price").json(with_price(SEAT_CATEGORY, "amount", json!(-100))).invalid("prices"),
-        show.case("fractional price").json(with_price(SEAT_CATEGORY, "amount", json!(15.5))).invalid("prices"),
-        show.case("price 1e30").json(with_price(SEAT_CATEGORY, "amount", json!(1e30))).invalid("prices"),
-        show.case("currency EURO").json(with_price(SEAT_CATEGORY, "currency", json!("EURO"))).invalid("prices"),
-        show.case("currency €UR").json(with_price(SEAT_CATEGORY, "currency", json!("€UR"))).invalid("prices"),
-        show.case("sales_start not a time").json(show.with("sales_start", json!("soon"))).invalid("sales_start"),
-        show.case("waiting_room a string").json(show.with("waiting_room", json!("yes"))).invalid("waiting_room"),
+        Route::new(
+            Method::POST,
+            "/v1/events/evt_does_not_exist/shows",
+            admin,
+            show.valid.clone(),
+        )
+        .case("unknown event")
+        .expect(404, "not_found"),
+        show.case("unknown venue")
+            .json(show.with("venue_id", json!("ven_does_not_exist")))
+            .any_of(&[400, 404, 422]),
+        show.case("missing venue_id")
+            .json(show.without("venue_id"))
+            .invalid("venue_id"),
+        show.case("missing starts_at")
+            .json(show.without("starts_at"))
+            .invalid("starts_at"),
+        show.case("starts_at not a time")
+            .json(show.with("starts_at", json!("tomorrow")))
+            .invalid("starts_at"),
+        show.case("starts_at a number")
+            .json(show.with("starts_at", json!(12345)))
+            .invalid("starts_at"),
+        show.case("hold_ttl_seconds 0")
+            .json(show.with("hold_ttl_seconds", json!(0)))
+            .invalid("hold_ttl_seconds"),
+        show.case("hold_ttl_seconds 3601")
+            .json(show.with("hold_ttl_seconds", json!(3601)))
+            .invalid("hold_ttl_seconds"),
+        show.case("hold_ttl_seconds -1")
+            .json(show.with("hold_ttl_seconds", json!(-1)))
+            .invalid("hold_ttl_seconds"),
+        show.case("hold_ttl_seconds a string")
+            .json(show.with("hold_ttl_seconds", json!("60")))
+            .invalid("hold_ttl_seconds"),
+        show.case("hold_ttl_seconds 1e30")
+            .raw(
+                Some("application/json"),
+                show.with_raw("hold_ttl_seconds", "1000000000000000000000000000000"),
+            )
+            .invalid("hold_ttl_seconds"),
+        show.case("max_tickets_per_user 0")
+            .json(show.with("max_tickets_per_user", json!(0)))
+            .invalid("max_tickets_per_user"),
+        show.case("max_tickets_per_user -3")
+            .json(show.with("max_tickets_per_user", json!(-3)))
+            .invalid("max_tickets_per_user"),
+        show.case("max_tickets_per_user 1e30")
+            .raw(
+                Some("application/json"),
+                show.with_raw("max_tickets_per_user", "1e30"),
+            )
+            .invalid("max_tickets_per_user"),
+        show.case("a category without price")
+            .json(show.with("prices", json!({SEAT_CATEGORY: money(100)})))
+            .expect(422, "price_missing"),
+        show.case("no prices at all")
+            .json(show.with("prices", json!({})))
+            .expect(422, "price_missing"),
+        show.case("negative price")
+            .json(with_price(SEAT_CATEGORY, "amount", json!(-100)))
+            .invalid("prices"),
+        show.case("fractional price")
+            .json(with_price(SEAT_CATEGORY, "amount", json!(15.5)))
+            .invalid("prices"),
+        show.case("price 1e30")
+            .json(with_price(SEAT_CATEGORY, "amount", json!(1e30)))
+            .invalid("prices"),
+        show.case("currency EURO")
+            .json(with_price(SEAT_CATEGORY, "currency", json!("EURO")))
+            .invalid("prices"),
+        show.case("currency €UR")
+            .json(with_price(SEAT_CATEGORY, "currency", json!("€UR")))
+            .invalid("prices"),
+        show.case("sales_start not a time")
+            .json(show.with("sales_start", json!("soon")))
+            .invalid("sales_start"),
+        show.case("waiting_room a string")
+            .json(show.with("waiting_room", json!("yes")))
+            .invalid("waiting_room"),
     ]);
 
     // --- PATCH /v1/shows/{id} ---------------------------------------------------------------------
-    let patch_show = Route::new(Method::PATCH, &format!("/v1/shows/{}", fixture.show_id), admin, json!({"max_tickets_per_user": 4}));
+    let patch_show = Route::new(
+        Method::PATCH,
+        &format!("/v1/shows/{}", fixture.show_id),
+        admin,
+        json!({"max_tickets_per_user": 4}),
+    );
     cases.extend(patch_show.generic_cases());
     cases.extend(patch_show.auth_cases(customer, true));
     cases.extend([
-        Route::new(Method::PATCH, "/v1/shows/shw_does_not_exist", admin, json!({"status": "PAUSED"})).case("unknown show").expect(404, "not_found"),
-        patch_show.case("unknown status").json(json!({"status": "SOLD_OUT"})).invalid("status"),
-        patch_show.case("status a number").json(json!({"status": 1})).invalid("status"),
-        patch_show.case("hold_ttl_seconds 0").json(json!({"hold_ttl_seconds": 0})).invalid("hold_ttl_seconds"),
-        patch_show.case("hold_ttl_seconds 3601").json(json!({"hold_ttl_seconds": 3601})).invalid("hold_ttl_seconds"),
-        patch_show.case("max_tickets_per_user 0").json(json!({"max_tickets_per_user": 0})).invalid("max_tickets_per_user"),
-        patch_show.case("max_tickets_per_user -1").json(json!({"max_tickets_per_user": -1})).invalid("max_tickets_per_user"),
-        patch_show.case("prices missing a category").json(json!({"prices": {SEAT_CATEGORY: money(100)}})).expect(422, "price_missing"),
-        patch_show.case("negative price").json(json!({"prices": {SEAT_CATEGORY: money(-1), STANDING_CATEGORY: money(1)}})).invalid("prices"),
-        patch_show.case("sales_start garbage").json(json!({"sales_start": "garbage"})).invalid("sales_start"),
-        patch_show.case("a valid status with an invalid ttl").json(json!({"status": "PAUSED", "hold_ttl_seconds": 0})).invalid("hold_ttl_seconds"),
+        Route::new(
+            Method::PATCH,
+            "/v1/shows/shw_does_not_exist",
+            admin,
+            json!({"status": "PAUSED"}),
+        )
+        .case("unknown show")
+        .expect(404, "not_found"),
+        patch_show
+            .case("unknown status")
+            .json(json!({"status": "SOLD_OUT"}))
+            .invalid("status"),
+        patch_show
+            .case("status a number")
+            .json(json!({"status": 1}))
+            .invalid("status"),
+        patch_show
+            .case("hold_ttl_seconds 0")
+            .json(json!({"hold_ttl_seconds": 0}))
+            .invalid("hold_ttl_seconds"),
+        patch_show
+            .case("hold_ttl_seconds 3601")
+            .json(json!({"hold_ttl_seconds": 3601}))
+            .invalid("hold_ttl_seconds"),
+        patch_show
+            .case("max_tickets_per_user 0")
+            .json(json!({"max_tickets_per_user": 0}))
+            .invalid("max_tickets_per_user"),
+        patch_show
+            .case("max_tickets_per_user -1")
+            .json(json!({"max_tickets_per_user": -1}))
+            .invalid("max_tickets_per_user"),
+        patch_show
+            .case("prices missing a category")
+            .json(json!({"prices": {SEAT_CATEGORY: money(100)}}))
+            .expect(422, "price_missing"),
+        patch_show
+            .case("negative price")
+            .json(json!({"prices": {SEAT_CATEGORY: money(-1), STANDING_CATEGORY: money(1)}}))
+            .invalid("prices"),
+        patch_show
+            .case("sales_start garbage")
+            .json(json!({"sales_start": "garbage"}))
+            .invalid("sales_start"),
+        patch_show
+            .case("a valid status with an invalid ttl")
+            .json(json!({"status": "PAUSED", "hold_ttl_seconds": 0}))
+            .invalid("hold_ttl_seconds"),
     ]);
 
     // --- POST /v1/holds ------------------------------------------------------------------------------
-    let hold = Route::new(Method::POST, "/v1/holds", Some(customer), json!({"show_id": fixture.show_id, "seat_ids": ["A-1-1"]})).idempotent();
+    let hold = Route::new(
+        Method::POST,
+        "/v1/holds",
+        Some(customer),
+        json!({"show_id": fixture.show_id, "seat_ids": ["A-1-1"]}),
+    )
+    .idempotent();
     cases.extend(hold.generic_cases());
     cases.extend(hold.auth_cases(customer, false));
     let many_seats: Vec<String> = (0..10_000).map(|i| format!("A-1-{i}")).collect();
     cases.extend([
-        hold.case("unknown show").json(hold.with("show_id", json!("shw_does_not_exist"))).expect(404, "not_found"),
-        hold.case("missing show_id").json(hold.without("show_id")).invalid("show_id"),
-        hold.case("show_id a number").json(hold.with("show_id", json!(5))).invalid("show_id"),
-        hold.case("empty seat list").json(hold.with("seat_ids", json!([]))).expect(400, "invalid_request"),
-        hold.case("duplicate seat").json(hold.with("seat_ids", json!(["A-1-1", "A-1-1"]))).expect(400, "invalid_request"),
-        hold.case("unknown seat").json(hold.with("seat_ids", json!(["Z-9-99"]))).expect(400, "invalid_request"),
-        hold.case("seat 0").json(hold.with("seat_ids", json!(["A-1-0"]))).expect(400, "invalid_request"),
-        hold.case("a known and an unknown seat").json(hold.with("seat_ids", json!(["A-1-1", "A-1-99"]))).expect(400, "invalid_request"),
-        hold.case("seat id with NUL").json(hold.with("seat_ids", json!(["A-1-1\u{0}"]))).expect(400, "invalid_request"),
-        hold.case("seat id with emoji").json(hold.with("seat_ids", json!(["A-1-1🎫"]))).expect(400, "invalid_request"),
-        hold.case("seat id with RTL override").json(hold.with("seat_ids", json!(["\u{202E}A-1-1"]))).expect(400, "invalid_request"),
-        hold.case("seat_ids a string").json(hold.with("seat_ids", json!("A-1-1"))).invalid("seat_ids"),
-        hold.case("100 KB seat id").json(hold.with("seat_ids", json!([long]))).any_of(&[400, 413]),
-        hold.case("10 000 seat ids").json(hold.with("seat_ids", json!(many_seats))).any_of(&[400, 413, 422]),
-        hold.case("lone surrogate seat id").raw(Some("application/json"), hold.with_raw("seat_ids", r#"["\ud800"]"#)).expect(400, "invalid_request"),
-        hold.case("quantity 0").json(json!({"show_id": fixture.show_id, "quantity": 0})).invalid("quantity"),
-        hold.case("quantity -1").json(json!({"show_id": fixture.show_id, "quantity": -1})).invalid("quantity"),
-        hold.case("quantity a string").json(json!({"show_id": fixture.show_id, "quantity": "2"})).invalid("quantity"),
-        hold.case("quantity 1e30").raw(Some("application/json"), format!(r#"{{"show_id": "{}", "quantity": 1e30}}"#, fixture.show_id)).invalid("quantity"),
-        hold.case("quantity a million").json(json!({"show_id": fixture.show_id, "quantity": 1_000_000})).any_of(&[400, 409, 422]),
-        hold.case("standing quantity 0").json(json!({"show_id": fixture.show_id, "section": STANDING_SECTION, "quantity": 0})).invalid("quantity"),
-        hold.case("both forms at once").json(json!({"show_id": fixture.show_id, "seat_ids": ["A-1-1"], "quantity": 1})).expect(400, "invalid_request"),
-        hold.case("no form at all").json(json!({"show_id": fixture.show_id})).expect(400, "invalid_request"),
-        hold.case("unknown standing section").json(json!({"show_id": fixture.show_id, "section": "NOPE", "quantity": 1})).any_of(&[400, 404]),
-        hold.case("standing hold on a seated section").json(json!({"show_id": fixture.show_id, "section": SEATED_SECTION, "quantity": 1})).any_of(&[400, 409]),
-        hold.case("unknown category").json(json!({"show_id": fixture.show_id, "quantity": 1, "category": "vip"})).any_of(&[400, 404, 409, 422]),
-        hold.case("a 300-character Idempotency-Key").header("Idempotency-Key", &"k".repeat(300)).expect(400, "invalid_request"),
+        hold.case("unknown show")
+            .json(hold.with("show_id", json!("shw_does_not_exist")))
+            .expect(404, "not_found"),
+        hold.case("missing show_id")
+            .json(hold.without("show_id"))
+            .invalid("show_id"),
+        hold.case("show_id a number")
+            .json(hold.with("show_id", json!(5)))
+            .invalid("show_id"),
+        hold.case("empty seat list")
+            .json(hold.with("seat_ids", json!([])))
+            .expect(400, "invalid_request"),
+        hold.case("duplicate seat")
+            .json(hold.with("seat_ids", json!(["A-1-1", "A-1-1"])))
+            .expect(400, "invalid_request"),
+        hold.case("unknown seat")
+            .json(hold.with("seat_ids", json!(["Z-9-99"])))
+            .expect(400, "invalid_request"),
+        hold.case("seat 0")
+            .json(hold.with("seat_ids", json!(["A-1-0"])))
+            .expect(400, "invalid_request"),
+        hold.case("a known and an unknown seat")
+            .json(hold.with("seat_ids", json!(["A-1-1", "A-1-99"])))
+            .expect(400, "invalid_request"),
+        hold.case("seat id with NUL")
+            .json(hold.with("seat_ids", json!(["A-1-1\u{0}"])))
+            .expect(400, "invalid_request"),
+        hold.case("seat id with emoji")
+            .json(hold.with("seat_ids", json!(["A-1-1🎫"])))
+            .expect(400, "invalid_request"),
+        hold.case("seat id with RTL override")
+            .json(hold.with("seat_ids", json!(["\u{202E}A-1-1"])))
+            .expect(400, "invalid_request"),
+        hold.case("seat_ids a string")
+            .json(hold.with("seat_ids", json!("A-1-1")))
+            .invalid("seat_ids"),
+        hold.case("100 KB seat id")
+            .json(hold.with("seat_ids", json!([long])))
+            .any_of(&[400, 413]),
+        hold.case("10 000 seat ids")
+            .json(hold.with("seat_ids", json!(many_seats)))
+            .any_of(&[400, 413, 422]),
+        hold.case("lone surrogate seat id")
+            .raw(
+                Some("application/json"),
+                hold.with_raw("seat_ids", r#"["\ud800"]"#),
+            )
+            .expect(400, "invalid_request"),
+        hold.case("quantity 0")
+            .json(json!({"show_id": fixture.show_id, "quantity": 0}))
+            .invalid("quantity"),
+        hold.case("quantity -1")
+            .json(json!({"show_id": fixture.show_id, "quantity": -1}))
+            .invalid("quantity"),
+        hold.case("quantity a string")
+            .json(json!({"show_id": fixture.show_id, "quantity": "2"}))
+            .invalid("quantity"),
+        hold.case("quantity 1e30")
+            .raw(
+                Some("application/json"),
+                format!(r#"{{"show_id": "{}", "quantity": 1e30}}"#, fixture.show_id),
+            )
+            .invalid("quantity"),
+        hold.case("quantity a million")
+            .json(json!({"show_id": fixture.show_id, "quantity": 1_000_000}))
+            .any_of(&[400, 409, 422]),
+        hold.case("standing quantity 0")
+            .json(json!({"show_id": fixture.show_id, "section": STANDING_SECTION, "quantity": 0}))
+            .invalid("quantity"),
+        hold.case("both forms at once")
+            .json(json!({"show_id": fixture.show_id, "seat_ids": ["A-1-1"], "quantity": 1}))
+            .expect(400, "invalid_request"),
+        hold.case("no form at all")
+            .json(json!({"show_id": fixture.show_id}))
+            .expect(400, "invalid_request"),
+        hold.case("unknown standing section")
+            .json(json!({"show_id": fixture.show_id, "section": "NOPE", "quantity": 1}))
+            .any_of(&[400, 404]),
+        hold.case("standing hold on a seated section")
+            .json(json!({"show_id": fixture.show_id, "section": SEATED_SECTION, "quantity": 1}))
+            .any_of(&[400, 409]),
+        hold.case("unknown category")
+            .json(json!({"show_id": fixture.show_id, "quantity": 1, "category": "vip"}))
+            .any_of(&[400, 404, 409, 422]),
+        hold.case("a 300-character Idempotency-Key")
+            .header("Idempotency-Key", &"k".repeat(300))
+            .expect(400, "invalid_request"),
     ]);
 
     // --- POST /v1/bookings ------------------------------------------------------------------------------
-    let booking = Route::new(Method::POST, "/v1/bookings", Some(customer), json!({"hold_id": world.hold_id, "payment_token": "tok_visa"})).idempotent();
+    let booking = Route::new(
+        Method::POST,
+        "/v1/bookings",
+        Some(customer),
+        json!({"hold_id": world.hold_id, "payment_token": "tok_visa"}),
+    )
+    .idempotent();
     cases.extend(booking.generic_cases());
     cases.extend(booking.auth_cases(customer, false));
     cases.extend([
-        booking.case("no Idempotency-Key").without_header("Idempotency-Key").expect(400, "idempotency_key_required"),
-        booking.case("a 300-character Idempotency-Key").header("Idempotency-Key", &"k".repeat(300)).expect(400, "invalid_request"),
-        booking.case("unknown hold").json(booking.with("hold_id", json!("hld_does_not_exist"))).expect(404, "not_found"),
-        booking.case("another user's hold").json(booking.with("hold_id", json!(world.others_hold_id))).expect(404, "not_found"),
-        booking.case("missing hold_id").json(booking.without("hold_id")).invalid("hold_id"),
-        booking.case("hold_id a number").json(booking.with("hold_id", json!(5))).invalid("hold_id"),
-        booking.case("missing payment_token").json(booking.without("payment_token")).invalid("payment_token"),
-        booking.case("payment_token without tok_").json(booking.with("payment_token", json!("visa"))).invalid("payment_token"),
-        booking.case("payment_token a number").json(booking.with("payment_token", json!(5))).invalid("payment_token"),
-        booking.case("100 KB hold_id").json(booking.with("hold_id", json!(long))).any_of(&[400, 404, 413]),
-        booking.case("hold_id with NUL").json(booking.with("hold_id", json!(format!("{}\u{0}", world.hold_id)))).any_of(&[400, 404]),
-        booking.case("lone surrogate payment_token").raw(Some("application/json"), booking.with_raw("payment_token", lone_surrogate)).expect(400, "invalid_request"),
+        booking
+            .case("no Idempotency-Key")
+            .without_header("Idempotency-Key")
+            .expect(400, "idempotency_key_required"),
+        booking
+            .case("a 300-character Idempotency-Key")
+            .header("Idempotency-Key", &"k".repeat(300))
+            .expect(400, "invalid_request"),
+        booking
+            .case("unknown hold")
+            .json(booking.with("hold_id", json!("hld_does_not_exist")))
+            .expect(404, "not_found"),
+        booking
+            .case("another user's hold")
+            .json(booking.with("hold_id", json!(world.others_hold_id)))
+            .expect(404, "not_found"),
+        booking
+            .case("missing hold_id")
+            .json(booking.without("hold_id"))
+            .invalid("hold_id"),
+        booking
+            .case("hold_id a number")
+            .json(booking.with("hold_id", json!(5)))
+            .invalid("hold_id"),
+        booking
+            .case("missing payment_token")
+            .json(booking.without("payment_token"))
+            .invalid("payment_token"),
+        booking
+            .case("payment_token without tok_")
+            .json(booking.with("payment_token", json!("visa")))
+            .invalid("payment_token"),
+        booking
+            .case("payment_token a number")
+            .json(booking.with("payment_token", json!(5)))
+            .invalid("payment_token"),
+        booking
+            .case("100 KB hold_id")
+            .json(booking.with("hold_id", json!(long)))
+            .any_of(&[400, 404, 413]),
+        booking
+            .case("hold_id with NUL")
+            .json(booking.with("hold_id", json!(format!("{}\u{0}", world.hold_id))))
+            .any_of(&[400, 404]),
+        booking
+            .case("lone surrogate payment_token")
+            .raw(
+                Some("application/json"),
+                booking.with_raw("payment_token", lone_surrogate),
+            )
+            .expect(400, "invalid_request"),
     ]);
 
     // --- POST /v1/bookings/{id}/cancel ---------------------------------------------------------------------
@@ -498,28 +1027,70 @@ fn table(app: &TestApp, world: &World) -> Vec<Case> {
     let mut padded = json!({});
     padded["padding"] = json!("x".repeat(TWO_MEGABYTES));
     cases.extend([
-        Case { name: "cancel — unknown booking".into(), ..cancel("bkg_does_not_exist", Some(customer)) }.expect(404, "not_found"),
-        Case { name: "cancel — another user's booking".into(), ..cancel(&world.others_booking_id, Some(customer)) }.expect(404, "not_found"),
-        Case { name: "cancel — no token".into(), ..cancel(&world.booking_id, None) }.expect(401, "unauthorized"),
-        Case { name: "cancel — garbage token".into(), ..cancel(&world.booking_id, Some("x.y.z")) }.expect(401, "unauthorized"),
-        Case { name: "cancel — a 2 MB body".into(), ..cancel(&world.big_cancel_booking_id, Some(customer)) }
-            .raw(Some("application/json"), padded.to_string())
-            .expect(413, "payload_too_large")
-            .own_connection(),
+        Case {
+            name: "cancel — unknown booking".into(),
+            ..cancel("bkg_does_not_exist", Some(customer))
+        }
+        .expect(404, "not_found"),
+        Case {
+            name: "cancel — another user's booking".into(),
+            ..cancel(&world.others_booking_id, Some(customer))
+        }
+        .expect(404, "not_found"),
+        Case {
+            name: "cancel — no token".into(),
+            ..cancel(&world.booking_id, None)
+        }
+        .expect(401, "unauthorized"),
+        Case {
+            name: "cancel — garbage token".into(),
+            ..cancel(&world.booking_id, Some("x.y.z"))
+        }
+        .expect(401, "unauthorized"),
+        Case {
+            name: "cancel — a 2 MB body".into(),
+            ..cancel(&world.big_cancel_booking_id, Some(customer))
+        }
+        .raw(Some("application/json"), padded.to_string())
+        .expect(413, "payload_too_large")
+        .own_connection(),
     ]);
 
     // --- POST /v1/checkin ---------------------------------------------------------------------------------------
-    let checkin = Route::new(Method::POST, "/v1/checkin", admin, json!({"code": world.ticket_code}));
+    let checkin = Route::new(
+        Method::POST,
+        "/v1/checkin",
+        admin,
+        json!({"code": world.ticket_code}),
+    );
     cases.extend(checkin.generic_cases());
     cases.extend(checkin.auth_cases(customer, true));
     cases.extend([
         checkin.case("missing code").json(json!({})).invalid("code"),
-        checkin.case("code a number").json(json!({"code": 5})).invalid("code"),
-        checkin.case("garbage code").json(json!({"code": "garbage"})).expect(400, "invalid_ticket"),
-        checkin.case("100 KB code").json(json!({"code": long})).any_of(&[400, 413]),
-        checkin.case("code with NUL").json(json!({"code": format!("{}\u{0}", world.ticket_code)})).any_of(&[400]),
-        checkin.case("code with emoji and RTL").json(json!({"code": "🎫\u{200F}abc"})).expect(400, "invalid_ticket"),
-        checkin.case("lone surrogate code").raw(Some("application/json"), r#"{"code": "\ud800"}"#).expect(400, "invalid_request"),
+        checkin
+            .case("code a number")
+            .json(json!({"code": 5}))
+            .invalid("code"),
+        checkin
+            .case("garbage code")
+            .json(json!({"code": "garbage"}))
+            .expect(400, "invalid_ticket"),
+        checkin
+            .case("100 KB code")
+            .json(json!({"code": long}))
+            .any_of(&[400, 413]),
+        checkin
+            .case("code with NUL")
+            .json(json!({"code": format!("{}\u{0}", world.ticket_code)}))
+            .any_of(&[400]),
+        checkin
+            .case("code with emoji and RTL")
+            .json(json!({"code": "🎫\u{200F}abc"}))
+            .expect(400, "invalid_ticket"),
+        checkin
+            .case("lone surrogate code")
+            .raw(Some("application/json"), r#"{"code": "\ud800"}"#)
+            .expect(400, "invalid_request"),
     ]);
 
     // --- POST /v1/shows/{id}/queue (no body) ------------------------------------------------------------------------------
@@ -536,12 +1107,23 @@ fn table(app: &TestApp, world: &World) -> Vec<Case> {
         own_connection: false,
     };
     cases.extend([
-        Case { name: "queue — unknown show".into(), ..queue("shw_does_not_exist", Some(customer)) }.expect(404, "not_found"),
-        Case { name: "queue — no token".into(), ..queue(&fixture.show_id, None) }.expect(401, "unauthorized"),
-        Case { name: "queue — a 2 MB body".into(), ..queue(&fixture.show_id, Some(customer)) }
-            .raw(Some("application/json"), padded.to_string())
-            .expect(413, "payload_too_large")
-            .own_connection(),
+        Case {
+            name: "queue — unknown show".into(),
+            ..queue("shw_does_not_exist", Some(customer))
+        }
+        .expect(404, "not_found"),
+        Case {
+            name: "queue — no token".into(),
+            ..queue(&fixture.show_id, None)
+        }
+        .expect(401, "unauthorized"),
+        Case {
+            name: "queue — a 2 MB body".into(),
+            ..queue(&fixture.show_id, Some(customer))
+        }
+        .raw(Some("application/json"), padded.to_string())
+        .expect(413, "payload_too_large")
+        .own_connection(),
     ]);
 
     // --- queries and paths ------------------------------------------------------------------------------------------
@@ -572,10 +1154,27 @@ fn table(app: &TestApp, world: &World) -> Vec<Case> {
         get("/v1/venues/ven_does_not_exist", None).expect(404, "not_found"),
         get("/v1/events/evt_does_not_exist", None).expect(404, "not_found"),
         get("/v1/holds/hld_does_not_exist", Some(customer)).expect(404, "not_found"),
-        get(&format!("/v1/holds/{}", world.others_hold_id), Some(customer)).expect(404, "not_found"),
+        get(
+            &format!("/v1/holds/{}", world.others_hold_id),
+            Some(customer),
+        )
+        .expect(404, "not_found"),
         get("/v1/bookings/bkg_does_not_exist", Some(customer)).expect(404, "not_found"),
-        Case { method: Method::DELETE, name: "DELETE /v1/holds/hld_does_not_exist".into(), ..get("/v1/holds/hld_does_not_exist", Some(customer)) }.expect(404, "not_found"),
-        Case { method: Method::DELETE, name: "DELETE another user's hold".into(), ..get(&format!("/v1/holds/{}", world.others_hold_id), Some(customer)) }.expect(404, "not_found"),
+        Case {
+            method: Method::DELETE,
+            name: "DELETE /v1/holds/hld_does_not_exist".into(),
+            ..get("/v1/holds/hld_does_not_exist", Some(customer))
+        }
+        .expect(404, "not_found"),
+        Case {
+            method: Method::DELETE,
+            name: "DELETE another user's hold".into(),
+            ..get(
+                &format!("/v1/holds/{}", world.others_hold_id),
+                Some(customer),
+            )
+        }
+        .expect(404, "not_found"),
     ]);
     cases
 }
@@ -589,7 +1188,11 @@ async fn bad_input_table(backend: Backend) {
     let event_path = format!("/v1/events/{}", world.fixture.event_id);
     let map_before = app.seat_map(&world.fixture.show_id).await;
     let show_before = app.get(&show_path, None).await.expect(200, "show").clone();
-    let event_before = app.get(&event_path, None).await.expect(200, "event").clone();
+    let event_before = app
+        .get(&event_path, None)
+        .await
+        .expect(200, "event")
+        .clone();
     let users_before = app.list_all("/v1/users", app.admin()).await.len();
 
     let cases = table(&app, &world);
@@ -599,13 +1202,22 @@ async fn bad_input_table(backend: Backend) {
             Ok(resp) => {
                 let violations = problem_violations(&resp, &case.statuses, case.code, case.field);
                 if !violations.is_empty() {
-                    failures.push(format!("{}\n    wrong: {}\n    answer: {}", case.name, violations.join("; "), resp));
+                    failures.push(format!(
+                        "{}\n    wrong: {}\n    answer: {}",
+                        case.name,
+                        violations.join("; "),
+                        resp
+                    ));
                 }
             }
             Err(error) => failures.push(format!("{}\n    no answer: {error}", case.name)),
         }
     }
-    eprintln!("bad_input_table: {} cases, {} failures", cases.len(), failures.len());
+    eprintln!(
+        "bad_input_table: {} cases, {} failures",
+        cases.len(),
+        failures.len()
+    );
 
     // Still alive and nothing half-written.
     let mut state = Vec::new();
@@ -624,27 +1236,45 @@ async fn bad_input_table(backend: Backend) {
     }
     let users_after = app.list_all("/v1/users", app.admin()).await.len();
     if users_after != users_before {
-        state.push(format!("rejected registrations were written: {users_before} users before, {users_after} after"));
+        state.push(format!(
+            "rejected registrations were written: {users_before} users before, {users_after} after"
+        ));
     }
     let map_after = app.seat_map(&world.fixture.show_id).await;
-    if seat_statuses(&map_after) != seat_statuses(&map_before) || map_after["summary"] != map_before["summary"] {
-        state.push(format!("the seat map changed:\n  before {}\n  after {}", map_before["summary"], map_after["summary"]));
+    if seat_statuses(&map_after) != seat_statuses(&map_before)
+        || map_after["summary"] != map_before["summary"]
+    {
+        state.push(format!(
+            "the seat map changed:\n  before {}\n  after {}",
+            map_before["summary"], map_after["summary"]
+        ));
     }
     let show_after = app.get(&show_path, None).await.body;
     if show_after != show_before {
-        state.push(format!("the show changed:\n  before {show_before}\n  after {show_after}"));
+        state.push(format!(
+            "the show changed:\n  before {show_before}\n  after {show_after}"
+        ));
     }
     let event_after = app.get(&event_path, None).await.body;
     if event_after != event_before {
-        state.push(format!("the event changed:\n  before {event_before}\n  after {event_after}"));
+        state.push(format!(
+            "the event changed:\n  before {event_before}\n  after {event_after}"
+        ));
     }
     let spare = app.get("/v1/me", Some(&world.spare.token)).await;
     if spare.body["role"] != "customer" {
         state.push(format!("the spare user's role changed: {spare}"));
     }
-    let big = app.get(&format!("/v1/bookings/{}", world.big_cancel_booking_id), Some(&world.customer.token)).await;
+    let big = app
+        .get(
+            &format!("/v1/bookings/{}", world.big_cancel_booking_id),
+            Some(&world.customer.token),
+        )
+        .await;
     if big.body["status"] != "CONFIRMED" {
-        state.push(format!("the booking cancelled with a 2 MB body changed: {big}"));
+        state.push(format!(
+            "the booking cancelled with a 2 MB body changed: {big}"
+        ));
     }
     let hold = app.get_hold(&world.customer.token, &world.hold_id).await;
     if hold.body["status"] != "ACTIVE" {
@@ -652,15 +1282,36 @@ async fn bad_input_table(backend: Backend) {
     }
 
     // A normal flow still works.
-    let book = app.book(&world.customer.token, &world.hold_id, &unique_key(), "tok_visa").await;
+    let book = app
+        .book(
+            &world.customer.token,
+            &world.hold_id,
+            &unique_key(),
+            "tok_visa",
+        )
+        .await;
     if book.status() != 201 {
         state.push(format!("booking the table's hold afterwards: {book}"));
     }
-    let scan = app.post("/v1/checkin", app.admin(), &json!({"code": world.ticket_code})).await;
+    let scan = app
+        .post(
+            "/v1/checkin",
+            app.admin(),
+            &json!({"code": world.ticket_code}),
+        )
+        .await;
     if scan.status() != 200 {
-        state.push(format!("the table's ticket was checked in by a rejected request, or check-in broke: {scan}"));
+        state.push(format!(
+            "the table's ticket was checked in by a rejected request, or check-in broke: {scan}"
+        ));
     }
-    let fresh = app.hold_seats(&world.other.token, &world.fixture.show_id, &["A-1-1", "A-1-2"]).await;
+    let fresh = app
+        .hold_seats(
+            &world.other.token,
+            &world.fixture.show_id,
+            &["A-1-1", "A-1-2"],
+        )
+        .await;
     if fresh.status() != 201 {
         state.push(format!("a fresh hold afterwards: {fresh}"));
     }
@@ -682,42 +1333,83 @@ async fn unicode_round_trip(backend: Backend) {
     let title = "Konzert 🎻 \u{200F}שלום\u{200E} — ünïcödé ✓ 𝄞";
     let event_id = app.create_event(title).await;
     let resp = app.get(&format!("/v1/events/{event_id}"), None).await;
-    assert_eq!(resp.expect(200, "event")["title"], title, "the title round-trips: {resp}");
+    assert_eq!(
+        resp.expect(200, "event")["title"],
+        title,
+        "the title round-trips: {resp}"
+    );
 
     let name = "Zoë 🎫 \u{202E}evil\u{202C} 李";
     let email = unique_email();
     let resp = app.register(&email, USER_PASSWORD, name).await;
-    let token = resp.expect(201, "register with a Unicode name")["access_token"].as_str().unwrap().to_string();
+    let token = resp.expect(201, "register with a Unicode name")["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let resp = app.get("/v1/me", Some(&token)).await;
-    assert_eq!(resp.expect(200, "me")["name"], name, "the name round-trips: {resp}");
+    assert_eq!(
+        resp.expect(200, "me")["name"],
+        name,
+        "the name round-trips: {resp}"
+    );
 
     let venue_name = "Sálá 🏟️ Ωmega";
-    let venue_id = app.create_venue(&venue_layout(venue_name, 1, 2, None)).await;
+    let venue_id = app
+        .create_venue(&venue_layout(venue_name, 1, 2, None))
+        .await;
     let resp = app.get(&format!("/v1/venues/{venue_id}"), None).await;
-    assert_eq!(resp.expect(200, "venue")["name"], venue_name, "the venue name round-trips: {resp}");
+    assert_eq!(
+        resp.expect(200, "venue")["name"],
+        venue_name,
+        "the venue name round-trips: {resp}"
+    );
 
     for (path, body, read_back) in [
-        ("/v1/events", json!({"title": "Nul\u{0}Byte", "description": "d", "performer": "p", "genre": "rock", "tags": []}), "title"),
-        ("/v1/events", json!({"title": "tag", "description": "Nul\u{0}in description", "performer": "p", "genre": "rock", "tags": ["a\u{0}b"]}), "description"),
+        (
+            "/v1/events",
+            json!({"title": "Nul\u{0}Byte", "description": "d", "performer": "p", "genre": "rock", "tags": []}),
+            "title",
+        ),
+        (
+            "/v1/events",
+            json!({"title": "tag", "description": "Nul\u{0}in description", "performer": "p", "genre": "rock", "tags": ["a\u{0}b"]}),
+            "description",
+        ),
     ] {
         let resp = app.post(path, app.admin(), &body).await;
         match resp.status() {
             201 => {
                 let id = id_of(&resp.body, &resp);
                 let stored = app.get(&format!("{path}/{id}"), None).await;
-                assert_eq!(stored.body[read_back], body[read_back], "a NUL that is accepted is stored exactly: {stored}");
+                assert_eq!(
+                    stored.body[read_back], body[read_back],
+                    "a NUL that is accepted is stored exactly: {stored}"
+                );
             }
             _ => {
                 let violations = problem_violations(&resp, &[400], Some("invalid_request"), None);
-                assert!(violations.is_empty(), "NUL is either stored exactly or 400 invalid_request: {violations:?} {resp}");
+                assert!(
+                    violations.is_empty(),
+                    "NUL is either stored exactly or 400 invalid_request: {violations:?} {resp}"
+                );
             }
         }
     }
-    let resp = app.post("/v1/auth/register", None, &json!({"email": unique_email(), "password": USER_PASSWORD, "name": "a\u{0}b"})).await;
+    let resp = app
+        .post(
+            "/v1/auth/register",
+            None,
+            &json!({"email": unique_email(), "password": USER_PASSWORD, "name": "a\u{0}b"}),
+        )
+        .await;
     match resp.status() {
         201 => {
             let token = resp.body["access_token"].as_str().unwrap().to_string();
-            assert_eq!(app.get("/v1/me", Some(&token)).await.body["name"], "a\u{0}b", "NUL name stored exactly");
+            assert_eq!(
+                app.get("/v1/me", Some(&token)).await.body["name"],
+                "a\u{0}b",
+                "NUL name stored exactly"
+            );
         }
         _ => {
             let violations = problem_violations(&resp, &[400], Some("invalid_request"), None);
@@ -732,26 +1424,58 @@ async fn unicode_round_trip(backend: Backend) {
 async fn mutated_bodies(backend: Backend) {
     const MUTATIONS_PER_ROUTE: usize = 40;
     let app = TestApp::spawn(backend).await;
-    let fixture = app.fixture(2, 10, Some(20), json!({"max_tickets_per_user": 100})).await;
+    let fixture = app
+        .fixture(2, 10, Some(20), json!({"max_tickets_per_user": 100}))
+        .await;
     let user = app.register_user().await;
     let seed: u64 = rand::random();
     eprintln!("mutated_bodies seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
 
     let routes: Vec<(String, Option<&str>, Value)> = vec![
-        ("/v1/venues".into(), app.admin(), venue_layout("Fuzz Hall", 2, 3, Some(5))),
-        ("/v1/events".into(), app.admin(), json!({"title": "Fuzz", "description": "d", "performer": "p", "genre": "rock", "tags": ["a"]})),
-        (format!("/v1/events/{}/shows", fixture.event_id), app.admin(), show_body(&fixture.venue_id, json!({"hold_ttl_seconds": 60, "max_tickets_per_user": 4}))),
-        ("/v1/holds".into(), Some(user.token.as_str()), json!({"show_id": fixture.show_id, "seat_ids": ["A-1-1", "A-1-2"]})),
-        ("/v1/holds".into(), Some(user.token.as_str()), json!({"show_id": fixture.show_id, "section": STANDING_SECTION, "quantity": 2})),
-        ("/v1/auth/register".into(), None, json!({"email": "fuzz@example.test", "password": USER_PASSWORD, "name": "Fuzz"})),
+        (
+            "/v1/venues".into(),
+            app.admin(),
+            venue_layout("Fuzz Hall", 2, 3, Some(5)),
+        ),
+        (
+            "/v1/events".into(),
+            app.admin(),
+            json!({"title": "Fuzz", "description": "d", "performer": "p", "genre": "rock", "tags": ["a"]}),
+        ),
+        (
+            format!("/v1/events/{}/shows", fixture.event_id),
+            app.admin(),
+            show_body(
+                &fixture.venue_id,
+                json!({"hold_ttl_seconds": 60, "max_tickets_per_user": 4}),
+            ),
+        ),
+        (
+            "/v1/holds".into(),
+            Some(user.token.as_str()),
+            json!({"show_id": fixture.show_id, "seat_ids": ["A-1-1", "A-1-2"]}),
+        ),
+        (
+            "/v1/holds".into(),
+            Some(user.token.as_str()),
+            json!({"show_id": fixture.show_id, "section": STANDING_SECTION, "quantity": 2}),
+        ),
+        (
+            "/v1/auth/register".into(),
+            None,
+            json!({"email": "fuzz@example.test", "password": USER_PASSWORD, "name": "Fuzz"}),
+        ),
     ];
     let mut failures = Vec::new();
     for (path, token, valid) in routes {
         for _ in 0..MUTATIONS_PER_ROUTE {
             let mut body = valid.clone();
             let description = mutate(&mut body, &mut rng);
-            let request = app.request(Method::POST, &path).maybe_token(token).json(&body);
+            let request = app
+                .request(Method::POST, &path)
+                .maybe_token(token)
+                .json(&body);
             let resp = match tokio::time::timeout(CASE_TIMEOUT, request.try_send()).await {
                 Ok(Ok(resp)) => resp,
                 Ok(Err(error)) => {
@@ -759,7 +1483,9 @@ async fn mutated_bodies(backend: Backend) {
                     continue;
                 }
                 Err(_) => {
-                    failures.push(format!("POST {path} with {description}: no answer within {CASE_TIMEOUT:?}"));
+                    failures.push(format!(
+                        "POST {path} with {description}: no answer within {CASE_TIMEOUT:?}"
+                    ));
                     continue;
                 }
             };
@@ -768,12 +1494,22 @@ async fn mutated_bodies(backend: Backend) {
             }
             let violations = problem_violations(&resp, &[], None, None);
             if !violations.is_empty() {
-                failures.push(format!("POST {path} with {description}: {}\n    answer: {resp}", violations.join("; ")));
+                failures.push(format!(
+                    "POST {path} with {description}: {}\n    answer: {resp}",
+                    violations.join("; ")
+                ));
             }
         }
     }
-    app.get("/healthz", None).await.expect(200, "healthz after the fuzzing");
-    assert!(failures.is_empty(), "seed {seed}: {} mutated requests answered against the contract:\n{}", failures.len(), failures.join("\n"));
+    app.get("/healthz", None)
+        .await
+        .expect(200, "healthz after the fuzzing");
+    assert!(
+        failures.is_empty(),
+        "seed {seed}: {} mutated requests answered against the contract:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Replaces one random leaf (or removes one key) of `body`; returns what it did.
@@ -806,10 +1542,12 @@ fn mutate(body: &mut Value, rng: &mut StdRng) -> String {
         *target = Value::Null;
         // Remove the key entirely when the parent is an object.
         if let Some(Key::Field(name)) = path.last() {
-            let parent = path[..path.len() - 1].iter().fold(&mut *body, |value, key| match key {
-                Key::Field(name) => &mut value[name.as_str()],
-                Key::Index(i) => &mut value[*i],
-            });
+            let parent = path[..path.len() - 1]
+                .iter()
+                .fold(&mut *body, |value, key| match key {
+                    Key::Field(name) => &mut value[name.as_str()],
+                    Key::Index(i) => &mut value[*i],
+                });
             if let Some(object) = parent.as_object_mut() {
                 object.remove(name);
             }

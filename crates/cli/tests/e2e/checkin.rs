@@ -15,15 +15,23 @@ async fn booking_with(app: &TestApp, show_id: &str, seats: &[&str]) -> (Value, T
     let user = app.register_user().await;
     let resp = app.hold_seats(&user.token, show_id, seats).await;
     let hold_id = id_of(resp.expect(201, "hold"), &resp);
-    let resp = app.book(&user.token, &hold_id, &unique_key(), "tok_visa").await;
+    let resp = app
+        .book(&user.token, &hold_id, &unique_key(), "tok_visa")
+        .await;
     (resp.expect(201, "book").clone(), user)
 }
 
 fn ticket(booking: &Value, index: usize) -> (String, String, Value) {
     let ticket = &booking["tickets"][index];
     (
-        ticket["id"].as_str().unwrap_or_else(|| panic!("ticket id: {booking}")).to_string(),
-        ticket["code"].as_str().unwrap_or_else(|| panic!("ticket code: {booking}")).to_string(),
+        ticket["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("ticket id: {booking}"))
+            .to_string(),
+        ticket["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("ticket code: {booking}"))
+            .to_string(),
         ticket["seat_id"].clone(),
     )
 }
@@ -37,7 +45,10 @@ async fn checkin(app: &Api, token: Option<&str>, code: &str) -> Resp {
 fn forge(code: &str) -> String {
     let mut chars: Vec<char> = code.chars().collect();
     let middle = chars.len() / 2;
-    let index = (middle..chars.len()).chain(0..middle).find(|&i| chars[i].is_ascii_alphanumeric()).expect("a code with an alphanumeric character");
+    let index = (middle..chars.len())
+        .chain(0..middle)
+        .find(|&i| chars[i].is_ascii_alphanumeric())
+        .expect("a code with an alphanumeric character");
     chars[index] = match chars[index] {
         'z' => 'a',
         'Z' => 'A',
@@ -53,69 +64,127 @@ async fn checkin_rules(backend: Backend) {
     let show_id = fixture.show_id.as_str();
     let staff = app.staff_user().await;
     let resp = app.get("/v1/me", Some(&staff.token)).await;
-    assert_eq!(resp.expect(200, "staff me")["role"], "staff", "the promoted user is staff: {resp}");
+    assert_eq!(
+        resp.expect(200, "staff me")["role"],
+        "staff",
+        "the promoted user is staff: {resp}"
+    );
 
     let (booking, customer) = booking_with(&app, show_id, &["A-1-1", "A-1-2"]).await;
     let booking_id = id_of(&booking, &booking);
     let (ticket_id, code, seat_id) = ticket(&booking, 0);
 
     // Who may scan.
-    checkin(&app, None, &code).await.expect_problem(401, "unauthorized", "check-in without a token");
-    checkin(&app, Some(&customer.token), &code).await.expect_problem(403, "forbidden", "a customer checks in");
+    checkin(&app, None, &code).await.expect_problem(
+        401,
+        "unauthorized",
+        "check-in without a token",
+    );
+    checkin(&app, Some(&customer.token), &code)
+        .await
+        .expect_problem(403, "forbidden", "a customer checks in");
 
     let resp = checkin(&app, Some(&staff.token), &code).await;
     let first = resp.expect(200, "first scan").clone();
     assert_eq!(first["ticket_id"], ticket_id.as_str(), "ticket_id: {resp}");
-    assert_eq!(first["booking_id"], booking_id.as_str(), "booking_id: {resp}");
+    assert_eq!(
+        first["booking_id"],
+        booking_id.as_str(),
+        "booking_id: {resp}"
+    );
     assert_eq!(first["show_id"], show_id, "show_id: {resp}");
     assert_eq!(first["seat_id"], seat_id, "seat_id: {resp}");
     let checked_in_at = parse_time(&first["checked_in_at"]);
 
     let resp = checkin(&app, Some(&staff.token), &code).await;
     let again = resp.expect_problem(409, "already_checked_in", "second scan");
-    assert_eq!(parse_time(&again["checked_in_at"]), checked_in_at, "the second scan tells when the first was: {resp}");
+    assert_eq!(
+        parse_time(&again["checked_in_at"]),
+        checked_in_at,
+        "the second scan tells when the first was: {resp}"
+    );
 
     // An admin may scan too.
     let (_, second_code, _) = ticket(&booking, 1);
-    checkin(&app, app.admin(), &second_code).await.expect(200, "admin scans");
+    checkin(&app, app.admin(), &second_code)
+        .await
+        .expect(200, "admin scans");
 
     // Forged and garbage codes.
     let forged = forge(&second_code);
     assert_ne!(forged, second_code);
     let (fresh_booking, _) = booking_with(&app, show_id, &["A-1-5"]).await;
     let (_, fresh_code, _) = ticket(&fresh_booking, 0);
-    for bad in [forge(&fresh_code), "garbage".to_string(), "x".repeat(500), format!("{fresh_code}x"), fresh_code[..fresh_code.len() / 2].to_string(), String::new()] {
+    for bad in [
+        forge(&fresh_code),
+        "garbage".to_string(),
+        "x".repeat(500),
+        format!("{fresh_code}x"),
+        fresh_code[..fresh_code.len() / 2].to_string(),
+        String::new(),
+    ] {
         let resp = checkin(&app, Some(&staff.token), &bad).await;
         if bad.is_empty() {
             // An empty code may be reported as a missing field instead.
             let violations = problem_violations(&resp, &[400], None, None);
-            assert!(violations.is_empty() && matches!(resp.code(), "invalid_ticket" | "invalid_request"), "empty code: {violations:?} {resp}");
+            assert!(
+                violations.is_empty()
+                    && matches!(resp.code(), "invalid_ticket" | "invalid_request"),
+                "empty code: {violations:?} {resp}"
+            );
         } else {
-            resp.expect_problem(400, "invalid_ticket", &format!("bad code {:?}", bad.chars().take(40).collect::<String>()));
+            resp.expect_problem(
+                400,
+                "invalid_ticket",
+                &format!("bad code {:?}", bad.chars().take(40).collect::<String>()),
+            );
         }
     }
     // The forged attempt did not check the real ticket in.
-    checkin(&app, Some(&staff.token), &fresh_code).await.expect(200, "the real code after forgeries");
+    checkin(&app, Some(&staff.token), &fresh_code)
+        .await
+        .expect(200, "the real code after forgeries");
 
     // A cancelled booking's ticket.
     let (cancelled, owner) = booking_with(&app, show_id, &["A-1-8"]).await;
     let cancelled_id = id_of(&cancelled, &cancelled);
-    app.request(Method::POST, &format!("/v1/bookings/{cancelled_id}/cancel")).token(&owner.token).send().await.expect(200, "cancel");
+    app.request(Method::POST, &format!("/v1/bookings/{cancelled_id}/cancel"))
+        .token(&owner.token)
+        .send()
+        .await
+        .expect(200, "cancel");
     let (_, cancelled_code, _) = ticket(&cancelled, 0);
-    checkin(&app, Some(&staff.token), &cancelled_code).await.expect_problem(409, "ticket_cancelled", "a cancelled booking's ticket");
+    checkin(&app, Some(&staff.token), &cancelled_code)
+        .await
+        .expect_problem(409, "ticket_cancelled", "a cancelled booking's ticket");
 
     // A standing ticket.
     let standing_user = app.register_user().await;
-    let resp = app.hold(&standing_user.token, &json!({"show_id": show_id, "section": STANDING_SECTION, "quantity": 1})).await;
+    let resp = app
+        .hold(
+            &standing_user.token,
+            &json!({"show_id": show_id, "section": STANDING_SECTION, "quantity": 1}),
+        )
+        .await;
     let hold_id = id_of(resp.expect(201, "standing hold"), &resp);
-    let resp = app.book(&standing_user.token, &hold_id, &unique_key(), "tok_visa").await;
+    let resp = app
+        .book(&standing_user.token, &hold_id, &unique_key(), "tok_visa")
+        .await;
     let standing = resp.expect(201, "book standing").clone();
     let (_, standing_code, _) = ticket(&standing, 0);
     let resp = checkin(&app, Some(&staff.token), &standing_code).await;
-    assert!(resp.expect(200, "standing ticket")["seat_id"].is_null(), "a standing ticket has no seat: {resp}");
+    assert!(
+        resp.expect(200, "standing ticket")["seat_id"].is_null(),
+        "a standing ticket has no seat: {resp}"
+    );
 
-    let audit = app.list_all(&format!("/v1/audit?booking_id={booking_id}"), app.admin()).await;
-    assert!(audit.iter().any(|e| e["action"] == "ticket.checked_in"), "ticket.checked_in audited: {audit:?}");
+    let audit = app
+        .list_all(&format!("/v1/audit?booking_id={booking_id}"), app.admin())
+        .await;
+    assert!(
+        audit.iter().any(|e| e["action"] == "ticket.checked_in"),
+        "ticket.checked_in audited: {audit:?}"
+    );
 }
 
 /// 20 staff devices scan one fresh code at once: exactly one 200.
@@ -130,7 +199,12 @@ async fn concurrent_scans(backend: Backend) {
     let barrier = Arc::new(Barrier::new(SCANS));
     let tasks: Vec<_> = (0..SCANS)
         .map(|_| {
-            let (api, barrier, token, code) = (app.api.clone(), Arc::clone(&barrier), staff.token.clone(), code.clone());
+            let (api, barrier, token, code) = (
+                app.api.clone(),
+                Arc::clone(&barrier),
+                staff.token.clone(),
+                code.clone(),
+            );
             tokio::spawn(async move {
                 barrier.wait().await;
                 checkin(&api, Some(&token), &code).await
@@ -149,7 +223,11 @@ async fn concurrent_scans(backend: Backend) {
             }
         }
     }
-    assert_eq!(admitted.len(), 1, "exactly one scan admits the ticket: {admitted:?}");
+    assert_eq!(
+        admitted.len(),
+        1,
+        "exactly one scan admits the ticket: {admitted:?}"
+    );
     assert_eq!(refused, SCANS - 1);
     assert_eq!(admitted[0].body["ticket_id"], ticket_id.as_str());
 }

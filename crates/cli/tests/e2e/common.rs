@@ -113,6 +113,20 @@ pub struct Api {
     pub admin_token: String,
 }
 
+/// A second node on a [`TestApp`]'s database (see [`TestApp::spawn_peer`]).
+pub struct Peer {
+    pub api: Api,
+    /// Killed on drop (`kill_on_drop`).
+    _server: Server,
+}
+
+impl Deref for Peer {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 impl Deref for TestApp {
     type Target = Api;
     fn deref(&self) -> &Api {
@@ -132,8 +146,10 @@ impl TestApp {
             Backend::Sqlite => create_sqlite_database(),
             Backend::Postgres => create_postgres_database().await,
         };
-        let env: Vec<(String, String)> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let (server, base_url) = start_server(&database_url, &env).await;
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
@@ -142,7 +158,11 @@ impl TestApp {
         let mut app = TestApp {
             backend,
             database_url,
-            api: Api { base_url, client, admin_token: String::new() },
+            api: Api {
+                base_url,
+                client,
+                admin_token: String::new(),
+            },
             env,
             server: Some(server),
             database,
@@ -168,10 +188,33 @@ impl TestApp {
         self.api.admin_token = self.api.login_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     }
 
+    /// Starts another server process on the same database: a second node.
+    /// It is killed when the returned [`Peer`] is dropped.
+    pub async fn spawn_peer(&self) -> Peer {
+        let (server, base_url) = start_server(&self.database_url, &self.env).await;
+        let api = Api {
+            base_url,
+            client: self.api.client.clone(),
+            admin_token: String::new(),
+        };
+        let admin_token = api.login_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        Peer {
+            api: Api { admin_token, ..api },
+            _server: server,
+        }
+    }
+
     /// The last lines the server wrote to stderr (for failure messages).
     pub fn server_stderr(&self) -> String {
         match &self.server {
-            Some(server) => server.stderr.lock().unwrap().iter().cloned().collect::<Vec<_>>().join("\n"),
+            Some(server) => server
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n"),
             None => String::new(),
         }
     }
@@ -185,7 +228,10 @@ impl Drop for TestApp {
         if std::thread::panicking() && std::env::var_os("TEST_LOG").is_none() {
             if let Some(server) = &self.server {
                 let lines = server.stderr.lock().unwrap();
-                let shown: Vec<&String> = lines.iter().skip(lines.len().saturating_sub(STDERR_LINES_SHOWN_ON_FAILURE)).collect();
+                let shown: Vec<&String> = lines
+                    .iter()
+                    .skip(lines.len().saturating_sub(STDERR_LINES_SHOWN_ON_FAILURE))
+                    .collect();
                 eprintln!(
                     "--- the last {} lines of the server's stderr ({}; TEST_LOG=1 shows all) ---",
                     shown.len(),
@@ -212,11 +258,14 @@ impl Drop for TestApp {
                 // Drop runs inside the test's runtime, so the clean-up gets a
                 // thread and a runtime of its own. Failures only leak a database.
                 let _ = std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
                     if let Ok(runtime) = runtime {
                         runtime.block_on(async {
                             if let Ok(mut connection) = PgConnection::connect(&admin_url).await {
-                                let sql = format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#);
+                                let sql =
+                                    format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#);
                                 let _ = connection.execute(sql.as_str()).await;
                             }
                         });
@@ -229,7 +278,9 @@ impl Drop for TestApp {
 }
 
 pub fn random_hex(bytes: usize) -> String {
-    (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
 }
 
 pub fn unique_email() -> String {
@@ -245,19 +296,25 @@ fn create_sqlite_database() -> (String, Database) {
     std::fs::create_dir_all(&directory).expect("create the SQLite temp directory");
     let path = directory.join("test.db");
     let url = format!("sqlite://{}", path.display());
-    assert!(url.starts_with("sqlite:///"), "temp dir must be absolute: {url}");
+    assert!(
+        url.starts_with("sqlite:///"),
+        "temp dir must be absolute: {url}"
+    );
     (url, Database::SqliteDirectory(directory))
 }
 
 async fn create_postgres_database() -> (String, Database) {
-    let admin_url = std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_TEST_POSTGRES_URL.to_string());
+    let admin_url = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| DEFAULT_TEST_POSTGRES_URL.to_string());
     let name = format!("bx_test_{}", random_hex(8));
-    let mut connection = PgConnection::connect(&admin_url).await.unwrap_or_else(|error| {
-        panic!(
+    let mut connection = PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
             "PostgreSQL is required for the *_postgres tests and cannot be reached at {admin_url} \
              (set TEST_POSTGRES_URL): {error}"
         )
-    });
+        });
     connection
         .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
         .await
@@ -320,7 +377,15 @@ async fn start_server(database_url: &str, env: &[(String, String)]) -> (Server, 
         None
     })
     .await;
-    let show_stderr = |lines: &Arc<Mutex<VecDeque<String>>>| lines.lock().unwrap().iter().cloned().collect::<Vec<_>>().join("\n");
+    let show_stderr = |lines: &Arc<Mutex<VecDeque<String>>>| {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     match listening {
         Ok(Some(base_url)) => {
             // Keep draining stdout so that the server never blocks on a full pipe.
@@ -331,7 +396,13 @@ async fn start_server(database_url: &str, env: &[(String, String)]) -> (Server, 
                     }
                 }
             });
-            (Server { child, stderr: stderr_lines }, base_url)
+            (
+                Server {
+                    child,
+                    stderr: stderr_lines,
+                },
+                base_url,
+            )
         }
         Ok(None) => {
             let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
@@ -372,8 +443,19 @@ impl std::fmt::Display for Resp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         const SHOWN_CHARS: usize = 1500;
         let text: String = self.text.chars().take(SHOWN_CHARS).collect();
-        let more = if self.text.chars().count() > SHOWN_CHARS { "…" } else { "" };
-        write!(f, "{} (content-type {:?}) {}{}", self.status.as_u16(), self.header("content-type").unwrap_or(""), text, more)
+        let more = if self.text.chars().count() > SHOWN_CHARS {
+            "…"
+        } else {
+            ""
+        };
+        write!(
+            f,
+            "{} (content-type {:?}) {}{}",
+            self.status.as_u16(),
+            self.header("content-type").unwrap_or(""),
+            text,
+            more
+        )
     }
 }
 
@@ -394,7 +476,11 @@ impl Resp {
     /// Asserts the status and returns the body.
     #[track_caller]
     pub fn expect(&self, status: u16, what: &str) -> &Value {
-        assert_eq!(self.status(), status, "{what}: expected HTTP {status}, got {self}");
+        assert_eq!(
+            self.status(),
+            status,
+            "{what}: expected HTTP {status}, got {self}"
+        );
         &self.body
     }
 
@@ -402,7 +488,11 @@ impl Resp {
     #[track_caller]
     pub fn expect_problem(&self, status: u16, code: &str, what: &str) -> &Value {
         let violations = problem_violations(self, &[status], Some(code), None);
-        assert!(violations.is_empty(), "{what}: {}\n  answer: {self}", violations.join("; "));
+        assert!(
+            violations.is_empty(),
+            "{what}: {}\n  answer: {self}",
+            violations.join("; ")
+        );
         &self.body
     }
 
@@ -410,7 +500,12 @@ impl Resp {
     pub fn error_fields(&self) -> Vec<String> {
         self.body["errors"]
             .as_array()
-            .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_string)).collect())
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -420,7 +515,12 @@ impl Resp {
 /// `application/problem+json`, the body an object with `type`, `title`,
 /// `status` (= the HTTP status), `code` when one is given, and for 400
 /// `invalid_request` an `errors` entry naming `field` when one is given.
-pub fn problem_violations(resp: &Resp, statuses: &[u16], code: Option<&str>, field: Option<&str>) -> Vec<String> {
+pub fn problem_violations(
+    resp: &Resp,
+    statuses: &[u16],
+    code: Option<&str>,
+    field: Option<&str>,
+) -> Vec<String> {
     let mut violations = Vec::new();
     let status = resp.status();
     if statuses.is_empty() {
@@ -432,7 +532,9 @@ pub fn problem_violations(resp: &Resp, statuses: &[u16], code: Option<&str>, fie
     }
     let content_type = resp.header("content-type").unwrap_or("");
     if !content_type.starts_with("application/problem+json") {
-        violations.push(format!("Content-Type is {content_type:?}, not application/problem+json"));
+        violations.push(format!(
+            "Content-Type is {content_type:?}, not application/problem+json"
+        ));
     }
     if !resp.body.is_object() {
         violations.push("body is not a JSON object".to_string());
@@ -445,17 +547,25 @@ pub fn problem_violations(resp: &Resp, statuses: &[u16], code: Option<&str>, fie
         violations.push("no string `title`".to_string());
     }
     if resp.body["status"].as_u64() != Some(u64::from(status)) {
-        violations.push(format!("`status` is {} but the HTTP status is {status}", resp.body["status"]));
+        violations.push(format!(
+            "`status` is {} but the HTTP status is {status}",
+            resp.body["status"]
+        ));
     }
     if let Some(code) = code {
         if resp.code() != code {
-            violations.push(format!("`code` is {:?}, expected {code:?}", resp.body["code"]));
+            violations.push(format!(
+                "`code` is {:?}, expected {code:?}",
+                resp.body["code"]
+            ));
         }
     }
     if let Some(field) = field {
         let fields = resp.error_fields();
         if !fields.iter().any(|f| f.contains(field)) {
-            violations.push(format!("`errors` does not name the field {field:?} (fields: {fields:?})"));
+            violations.push(format!(
+                "`errors` does not name the field {field:?} (fields: {fields:?})"
+            ));
         }
     }
     violations
@@ -505,20 +615,34 @@ impl Req {
 
     /// Sends the request; a transport error (refused, reset, timeout) is Err.
     pub async fn try_send(self) -> Result<Resp, String> {
-        let response = self.builder.send().await.map_err(|e| format!("{}: {e:?}", self.description))?;
+        let response = self
+            .builder
+            .send()
+            .await
+            .map_err(|e| format!("{}: {e:?}", self.description))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| format!("{}: reading the body: {e:?}", self.description))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| format!("{}: reading the body: {e:?}", self.description))?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(Resp { status, headers, text, body })
+        Ok(Resp {
+            status,
+            headers,
+            text,
+            body,
+        })
     }
 
     /// Sends the request and fails the test on a transport error.
     pub async fn send(self) -> Resp {
         match self.try_send().await {
             Ok(resp) => resp,
-            Err(error) => panic!("request failed without an HTTP answer (hang, crash or reset?): {error}"),
+            Err(error) => {
+                panic!("request failed without an HTTP answer (hang, crash or reset?): {error}")
+            }
         }
     }
 }
@@ -538,23 +662,40 @@ impl Api {
     }
 
     pub fn request(&self, method: Method, path: &str) -> Req {
-        Req { description: format!("{method} {path}"), builder: self.client.request(method, self.url(path)) }
+        Req {
+            description: format!("{method} {path}"),
+            builder: self.client.request(method, self.url(path)),
+        }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
-        self.request(Method::GET, path).maybe_token(token).send().await
+        self.request(Method::GET, path)
+            .maybe_token(token)
+            .send()
+            .await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
-        self.request(Method::POST, path).maybe_token(token).json(body).send().await
+        self.request(Method::POST, path)
+            .maybe_token(token)
+            .json(body)
+            .send()
+            .await
     }
 
     pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
-        self.request(Method::PATCH, path).maybe_token(token).json(body).send().await
+        self.request(Method::PATCH, path)
+            .maybe_token(token)
+            .json(body)
+            .send()
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
-        self.request(Method::DELETE, path).maybe_token(token).send().await
+        self.request(Method::DELETE, path)
+            .maybe_token(token)
+            .send()
+            .await
     }
 
     pub fn admin(&self) -> Option<&str> {
@@ -564,17 +705,30 @@ impl Api {
     // --- users -------------------------------------------------------------
 
     pub async fn register(&self, email: &str, password: &str, name: &str) -> Resp {
-        self.post("/v1/auth/register", None, &json!({"email": email, "password": password, "name": name})).await
+        self.post(
+            "/v1/auth/register",
+            None,
+            &json!({"email": email, "password": password, "name": name}),
+        )
+        .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Resp {
-        self.post("/v1/auth/login", None, &json!({"email": email, "password": password})).await
+        self.post(
+            "/v1/auth/login",
+            None,
+            &json!({"email": email, "password": password}),
+        )
+        .await
     }
 
     pub async fn login_token(&self, email: &str, password: &str) -> String {
         let resp = self.login(email, password).await;
         let body = resp.expect(200, &format!("log in as {email}"));
-        body["access_token"].as_str().unwrap_or_else(|| panic!("login without access_token: {resp}")).to_string()
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("login without access_token: {resp}"))
+            .to_string()
     }
 
     /// Registers a customer with a unique e-mail address.
@@ -583,10 +737,16 @@ impl Api {
         let resp = self.register(&email, USER_PASSWORD, "Test Buyer").await;
         let body = resp.expect(201, "register a user");
         TestUser {
-            id: body["user"]["id"].as_str().unwrap_or_else(|| panic!("no user.id: {resp}")).to_string(),
+            id: body["user"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no user.id: {resp}"))
+                .to_string(),
             email,
             password: USER_PASSWORD.to_string(),
-            token: body["access_token"].as_str().unwrap_or_else(|| panic!("no access_token: {resp}")).to_string(),
+            token: body["access_token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no access_token: {resp}"))
+                .to_string(),
         }
     }
 
@@ -603,9 +763,13 @@ impl Api {
     /// A door-staff account: registered, promoted by the admin, logged in again.
     pub async fn staff_user(&self) -> TestUser {
         let mut user = self.register_user().await;
-        self.patch(&format!("/v1/users/{}", user.id), self.admin(), &json!({"role": "staff"}))
-            .await
-            .expect(200, "make a staff user");
+        self.patch(
+            &format!("/v1/users/{}", user.id),
+            self.admin(),
+            &json!({"role": "staff"}),
+        )
+        .await
+        .expect(200, "make a staff user");
         user.token = self.login_token(&user.email, &user.password).await;
         user
     }
@@ -637,24 +801,53 @@ impl Api {
     /// fixture's prices; top-level keys of `overrides` replace the defaults.
     /// Returns the 201 body.
     pub async fn create_show(&self, event_id: &str, venue_id: &str, overrides: Value) -> Value {
-        let resp = self.post(&format!("/v1/events/{event_id}/shows"), self.admin(), &show_body(venue_id, overrides)).await;
+        let resp = self
+            .post(
+                &format!("/v1/events/{event_id}/shows"),
+                self.admin(),
+                &show_body(venue_id, overrides),
+            )
+            .await;
         resp.expect(201, "create a show").clone()
     }
 
     /// A venue with seated section `A` (`rows` rows of `seats_per_row` seats,
     /// category `std`) and, when `standing_capacity` is given, standing section
     /// `FLOOR` (category `ga`); an event; and a show of it.
-    pub async fn fixture(&self, rows: u32, seats_per_row: u32, standing_capacity: Option<u32>, show_overrides: Value) -> Fixture {
-        let venue_id = self.create_venue(&venue_layout(&format!("Hall {}", random_hex(3)), rows, seats_per_row, standing_capacity)).await;
-        let event_id = self.create_event(&format!("Fixture Night {}", random_hex(3))).await;
+    pub async fn fixture(
+        &self,
+        rows: u32,
+        seats_per_row: u32,
+        standing_capacity: Option<u32>,
+        show_overrides: Value,
+    ) -> Fixture {
+        let venue_id = self
+            .create_venue(&venue_layout(
+                &format!("Hall {}", random_hex(3)),
+                rows,
+                seats_per_row,
+                standing_capacity,
+            ))
+            .await;
+        let event_id = self
+            .create_event(&format!("Fixture Night {}", random_hex(3)))
+            .await;
         let mut show_overrides = show_overrides;
         if show_overrides.get("prices").is_none() {
             show_overrides["prices"] = prices_for(rows > 0, standing_capacity.is_some());
         }
         let show = self.create_show(&event_id, &venue_id, show_overrides).await;
         let show_id = id_of(&show, &show);
-        let seat_ids = (1..=rows).flat_map(|row| (1..=seats_per_row).map(move |n| format!("{SEATED_SECTION}-{row}-{n}"))).collect();
-        Fixture { venue_id, event_id, show_id, seat_ids, standing_capacity }
+        let seat_ids = (1..=rows)
+            .flat_map(|row| (1..=seats_per_row).map(move |n| format!("{SEATED_SECTION}-{row}-{n}")))
+            .collect();
+        Fixture {
+            venue_id,
+            event_id,
+            show_id,
+            seat_ids,
+            standing_capacity,
+        }
     }
 
     // --- inventory ---------------------------------------------------------
@@ -670,7 +863,8 @@ impl Api {
     }
 
     pub async fn hold_seats(&self, token: &str, show_id: &str, seat_ids: &[&str]) -> Resp {
-        self.hold(token, &json!({"show_id": show_id, "seat_ids": seat_ids})).await
+        self.hold(token, &json!({"show_id": show_id, "seat_ids": seat_ids}))
+            .await
     }
 
     pub async fn get_hold(&self, token: &str, hold_id: &str) -> Resp {
@@ -689,11 +883,19 @@ impl Api {
 
     /// The sandbox gateway's charges for a hold (as admin).
     pub async fn charges(&self, hold_id: &str) -> Vec<Value> {
-        self.list_all(&format!("/v1/sandbox/charges?hold_id={hold_id}"), self.admin()).await
+        self.list_all(
+            &format!("/v1/sandbox/charges?hold_id={hold_id}"),
+            self.admin(),
+        )
+        .await
     }
 
     pub async fn captured_charges(&self, hold_id: &str) -> usize {
-        self.charges(hold_id).await.iter().filter(|c| c["status"] == "CAPTURED").count()
+        self.charges(hold_id)
+            .await
+            .iter()
+            .filter(|c| c["status"] == "CAPTURED")
+            .count()
     }
 
     /// Follows `next_cursor` until it is null and returns all items.
@@ -704,12 +906,16 @@ impl Api {
         let mut cursor: Option<String> = None;
         for _ in 0..PAGES_MAX {
             let page_path = match &cursor {
-                Some(cursor) => format!("{path}{separator}limit=100&cursor={}", encode_query(cursor)),
+                Some(cursor) => {
+                    format!("{path}{separator}limit=100&cursor={}", encode_query(cursor))
+                }
                 None => format!("{path}{separator}limit=100"),
             };
             let resp = self.get(&page_path, token).await;
             let body = resp.expect(200, &format!("list {page_path}"));
-            let page = body["items"].as_array().unwrap_or_else(|| panic!("{page_path}: no items array: {resp}"));
+            let page = body["items"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{page_path}: no items array: {resp}"));
             items.extend(page.iter().cloned());
             match body["next_cursor"].as_str() {
                 Some(next) => cursor = Some(next.to_string()),
@@ -723,14 +929,19 @@ impl Api {
 /// The `id` of a created resource.
 #[track_caller]
 pub fn id_of(body: &Value, context: &dyn std::fmt::Display) -> String {
-    body["id"].as_str().unwrap_or_else(|| panic!("no string `id` in {context}")).to_string()
+    body["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string `id` in {context}"))
+        .to_string()
 }
 
 pub fn encode_query(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -776,17 +987,34 @@ pub fn prices_for(seated: bool, standing: bool) -> Value {
 pub fn standing_parts(body: &Value) -> Vec<(String, i64)> {
     body["standing"]
         .as_array()
-        .map(|parts| parts.iter().map(|p| (p["section"].as_str().unwrap_or("").to_string(), p["quantity"].as_i64().unwrap_or(-1))).collect())
+        .map(|parts| {
+            parts
+                .iter()
+                .map(|p| {
+                    (
+                        p["section"].as_str().unwrap_or("").to_string(),
+                        p["quantity"].as_i64().unwrap_or(-1),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// A venue layout: section `A` with `rows` rows (labels "1".."rows") of
 /// `seats_per_row` seats, category `std`; plus standing section `FLOOR`,
 /// category `ga`, when a capacity is given. `rows == 0` means no seated section.
-pub fn venue_layout(name: &str, rows: u32, seats_per_row: u32, standing_capacity: Option<u32>) -> Value {
+pub fn venue_layout(
+    name: &str,
+    rows: u32,
+    seats_per_row: u32,
+    standing_capacity: Option<u32>,
+) -> Value {
     let mut sections = Vec::new();
     if rows > 0 {
-        let rows: Vec<Value> = (1..=rows).map(|row| json!({"label": row.to_string(), "seats": seats_per_row})).collect();
+        let rows: Vec<Value> = (1..=rows)
+            .map(|row| json!({"label": row.to_string(), "seats": seats_per_row}))
+            .collect();
         sections.push(json!({"id": SEATED_SECTION, "name": "Block A", "kind": "seated", "category": SEAT_CATEGORY, "rows": rows}));
     }
     if let Some(capacity) = standing_capacity {
@@ -797,8 +1025,11 @@ pub fn venue_layout(name: &str, rows: u32, seats_per_row: u32, standing_capacity
 
 /// The body of `POST /v1/events/{id}/shows`: defaults, then `overrides`.
 pub fn show_body(venue_id: &str, overrides: Value) -> Value {
-    let starts_at = (Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let mut body = json!({"venue_id": venue_id, "starts_at": starts_at, "prices": default_prices()});
+    let starts_at = (Utc::now() + chrono::Duration::days(30))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let mut body =
+        json!({"venue_id": venue_id, "starts_at": starts_at, "prices": default_prices()});
     if let Value::Object(overrides) = overrides {
         for (key, value) in overrides {
             body[key] = value;
@@ -813,8 +1044,12 @@ pub fn rfc3339(time: DateTime<Utc>) -> String {
 
 #[track_caller]
 pub fn parse_time(value: &Value) -> DateTime<Utc> {
-    let text = value.as_str().unwrap_or_else(|| panic!("expected an RFC 3339 string, got {value}"));
-    DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text:?} is not RFC 3339: {e}")).with_timezone(&Utc)
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an RFC 3339 string, got {value}"));
+    DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text:?} is not RFC 3339: {e}"))
+        .with_timezone(&Utc)
 }
 
 // --- seat-map readers --------------------------------------------------------
@@ -825,20 +1060,33 @@ pub fn seat_statuses(map: &Value) -> BTreeMap<String, String> {
         .as_array()
         .unwrap_or_else(|| panic!("seat map without `seats`: {map}"))
         .iter()
-        .map(|seat| (seat["id"].as_str().unwrap_or_default().to_string(), seat["status"].as_str().unwrap_or_default().to_string()))
+        .map(|seat| {
+            (
+                seat["id"].as_str().unwrap_or_default().to_string(),
+                seat["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect()
 }
 
 /// The ids of the seats with this status.
 pub fn seats_with_status(map: &Value, status: &str) -> BTreeSet<String> {
-    seat_statuses(map).into_iter().filter(|(_, s)| s == status).map(|(id, _)| id).collect()
+    seat_statuses(map)
+        .into_iter()
+        .filter(|(_, s)| s == status)
+        .map(|(id, _)| id)
+        .collect()
 }
 
 /// `(available, held, booked)` of the map's `summary`.
 #[track_caller]
 pub fn summary(map: &Value) -> (i64, i64, i64) {
     let s = &map["summary"];
-    let read = |key: &str| s[key].as_i64().unwrap_or_else(|| panic!("summary.{key} missing: {map}"));
+    let read = |key: &str| {
+        s[key]
+            .as_i64()
+            .unwrap_or_else(|| panic!("summary.{key} missing: {map}"))
+    };
     (read("available"), read("held"), read("booked"))
 }
 
@@ -853,12 +1101,22 @@ pub fn standing_entry<'a>(map: &'a Value, section: &str) -> &'a Value {
 
 #[track_caller]
 pub fn standing_available(map: &Value, section: &str) -> i64 {
-    standing_entry(map, section)["available"].as_i64().unwrap_or_else(|| panic!("standing {section} without `available`: {map}"))
+    standing_entry(map, section)["available"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("standing {section} without `available`: {map}"))
 }
 
 /// The seat ids of a hold or booking body (`seats[].id`).
 pub fn seat_ids_of(body: &Value) -> BTreeSet<String> {
-    body["seats"].as_array().map(|seats| seats.iter().filter_map(|s| s["id"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+    body["seats"]
+        .as_array()
+        .map(|seats| {
+            seats
+                .iter()
+                .filter_map(|s| s["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn set_of(ids: &[&str]) -> BTreeSet<String> {
@@ -868,15 +1126,30 @@ pub fn set_of(ids: &[&str]) -> BTreeSet<String> {
 /// `A-3-12` → ("A", "3", 12).
 pub fn split_seat_id(seat_id: &str) -> (String, String, u32) {
     let parts: Vec<&str> = seat_id.split('-').collect();
-    assert_eq!(parts.len(), 3, "seat id {seat_id:?} is not section-row-number");
-    (parts[0].to_string(), parts[1].to_string(), parts[2].parse().unwrap_or_else(|_| panic!("seat number of {seat_id:?}")))
+    assert_eq!(
+        parts.len(),
+        3,
+        "seat id {seat_id:?} is not section-row-number"
+    );
+    (
+        parts[0].to_string(),
+        parts[1].to_string(),
+        parts[2]
+            .parse()
+            .unwrap_or_else(|_| panic!("seat number of {seat_id:?}")),
+    )
 }
 
 // --- waiting -------------------------------------------------------------------
 
 /// Polls `check` every `every` until it returns `Some`, or fails after
 /// `deadline` with `what` and the last value seen by `check` (via its `Err`).
-pub async fn poll_until<T, F, Fut>(what: &str, deadline: Duration, every: Duration, mut check: F) -> T
+pub async fn poll_until<T, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    every: Duration,
+    mut check: F,
+) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
@@ -909,7 +1182,11 @@ const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 pub fn base64url_encode(bytes: &[u8]) -> String {
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {

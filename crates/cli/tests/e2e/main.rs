@@ -20,4 +20,3 @@ mod crash;
 mod flow;
 mod idempotency;
 mod race;
-mod waiting_room;

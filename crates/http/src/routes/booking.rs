@@ -26,21 +26,40 @@ fn replayable<T: serde::Serialize>(result: Replayable<T>) -> Response {
     params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = HoldView), (status = 400, description = "invalid_request"), (status = 404, description = "not_found"),
         (status = 409, description = "seats_unavailable, show_not_on_sale"), (status = 422, description = "ticket_limit_exceeded")))]
-pub async fn create_hold(State(state): State<AppState>, Caller(caller): Caller, key: IdempotencyKey, body: HashedJson<HoldRequestInput>) -> Result<Response, ApiError> {
+pub async fn create_hold(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    key: IdempotencyKey,
+    body: HashedJson<HoldRequestInput>,
+) -> Result<Response, ApiError> {
     let idempotency = key.with_hash(body.hash);
-    Ok(replayable(state.services.booking.hold(&caller, body.value, idempotency).await?))
+    Ok(replayable(
+        state
+            .services
+            .booking
+            .hold(&caller, body.value, idempotency)
+            .await?,
+    ))
 }
 
 /// A hold (its owner or an admin).
 #[utoipa::path(get, path = "/v1/holds/{id}", tag = "holds", security(("bearer" = [])), responses((status = 200, body = HoldView), (status = 404, description = "not_found")))]
-pub async fn hold(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Json<HoldView>, ApiError> {
+pub async fn hold(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<HoldView>, ApiError> {
     Ok(Json(state.services.booking.get_hold(&caller, &id).await?))
 }
 
 /// Release a hold now.
 #[utoipa::path(delete, path = "/v1/holds/{id}", tag = "holds", security(("bearer" = [])),
     responses((status = 204, description = "released"), (status = 404, description = "not_found"), (status = 409, description = "hold_not_active")))]
-pub async fn release_hold(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn release_hold(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     state.services.booking.release(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -52,9 +71,20 @@ pub async fn release_hold(State(state): State<AppState>, Caller(caller): Caller,
         (status = 402, description = "payment_declined"), (status = 404, description = "not_found"),
         (status = 409, description = "hold_expired, hold_not_active, request_in_progress"),
         (status = 422, description = "idempotency_key_reused"), (status = 503, description = "payment_unavailable")))]
-pub async fn create_booking(State(state): State<AppState>, Caller(caller): Caller, key: IdempotencyKey, body: HashedJson<ConfirmInput>) -> Result<Response, ApiError> {
+pub async fn create_booking(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    key: IdempotencyKey,
+    body: HashedJson<ConfirmInput>,
+) -> Result<Response, ApiError> {
     let idempotency = key.with_hash(body.hash);
-    Ok(replayable(state.services.booking.confirm(&caller, body.value, idempotency).await?))
+    Ok(replayable(
+        state
+            .services
+            .booking
+            .confirm(&caller, body.value, idempotency)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,23 +100,48 @@ pub struct BookingsQuery {
 #[utoipa::path(get, path = "/v1/bookings", tag = "bookings", security(("bearer" = [])),
     params(("show_id" = Option<String>, Query), ("user_id" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListView<BookingView>)))]
-pub async fn list_bookings(State(state): State<AppState>, Caller(caller): Caller, ApiQuery(query): ApiQuery<BookingsQuery>) -> Result<Json<ListView<BookingView>>, ApiError> {
-    let page = PageParams { limit: query.limit, cursor: query.cursor }.page_request()?;
+pub async fn list_bookings(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiQuery(query): ApiQuery<BookingsQuery>,
+) -> Result<Json<ListView<BookingView>>, ApiError> {
+    let page = PageParams {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .page_request()?;
     Ok(ListView::of(
-        state.services.booking.list_bookings(&caller, query.show_id.as_deref(), query.user_id.as_deref(), &page).await?,
+        state
+            .services
+            .booking
+            .list_bookings(
+                &caller,
+                query.show_id.as_deref(),
+                query.user_id.as_deref(),
+                &page,
+            )
+            .await?,
     ))
 }
 
 /// A booking with its tickets (its owner or an admin).
 #[utoipa::path(get, path = "/v1/bookings/{id}", tag = "bookings", security(("bearer" = [])), responses((status = 200, body = BookingView), (status = 404, description = "not_found")))]
-pub async fn booking(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Json<BookingView>, ApiError> {
+pub async fn booking(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<BookingView>, ApiError> {
     Ok(Json(state.services.booking.booking(&caller, &id).await?))
 }
 
 /// Cancel a booking: refund, tickets void, places back on sale.
 #[utoipa::path(post, path = "/v1/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])),
     responses((status = 200, body = BookingView), (status = 404, description = "not_found"), (status = 409, description = "booking_not_active")))]
-pub async fn cancel_booking(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Json<BookingView>, ApiError> {
+pub async fn cancel_booking(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<BookingView>, ApiError> {
     Ok(Json(state.services.booking.cancel(&caller, &id).await?))
 }
 
@@ -94,7 +149,11 @@ pub async fn cancel_booking(State(state): State<AppState>, Caller(caller): Calle
 #[utoipa::path(post, path = "/v1/checkin", tag = "check-in", security(("bearer" = [])), request_body = CheckinInput,
     responses((status = 200, body = CheckinView), (status = 400, description = "invalid_ticket"),
         (status = 409, description = "already_checked_in, ticket_cancelled")))]
-pub async fn check_in(State(state): State<AppState>, Caller(caller): Caller, ApiJson(input): ApiJson<CheckinInput>) -> Result<Json<CheckinView>, ApiError> {
+pub async fn check_in(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiJson(input): ApiJson<CheckinInput>,
+) -> Result<Json<CheckinView>, ApiError> {
     Ok(Json(state.services.booking.check_in(&caller, input).await?))
 }
 
@@ -113,10 +172,24 @@ pub struct AuditQuery {
     params(("show_id" = Option<String>, Query), ("booking_id" = Option<String>, Query), ("user_id" = Option<String>, Query),
         ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, description = "audit records")))]
-pub async fn audit(State(state): State<AppState>, Caller(caller): Caller, ApiQuery(query): ApiQuery<AuditQuery>) -> Result<Json<ListView<AuditRecord>>, ApiError> {
-    let page = PageParams { limit: query.limit, cursor: query.cursor }.page_request()?;
-    let filter = AuditFilter { show_id: query.show_id, booking_id: query.booking_id, user_id: query.user_id };
-    Ok(ListView::of(state.services.booking.audit(&caller, filter, &page).await?))
+pub async fn audit(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Json<ListView<AuditRecord>>, ApiError> {
+    let page = PageParams {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .page_request()?;
+    let filter = AuditFilter {
+        show_id: query.show_id,
+        booking_id: query.booking_id,
+        user_id: query.user_id,
+    };
+    Ok(ListView::of(
+        state.services.booking.audit(&caller, filter, &page).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,7 +200,18 @@ pub struct ChargesQuery {
 /// The sandbox payment gateway's own ledger of charges for a hold (admin).
 #[utoipa::path(get, path = "/v1/sandbox/charges", tag = "payments", security(("bearer" = [])),
     params(("hold_id" = String, Query)), responses((status = 200, body = ListView<SandboxChargeView>)))]
-pub async fn sandbox_charges(State(state): State<AppState>, Caller(caller): Caller, ApiQuery(query): ApiQuery<ChargesQuery>) -> Result<Json<ListView<SandboxChargeView>>, ApiError> {
-    let items = state.services.booking.sandbox_charges(&caller, &query.hold_id).await?;
-    Ok(Json(ListView { items, next_cursor: None }))
+pub async fn sandbox_charges(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiQuery(query): ApiQuery<ChargesQuery>,
+) -> Result<Json<ListView<SandboxChargeView>>, ApiError> {
+    let items = state
+        .services
+        .booking
+        .sandbox_charges(&caller, &query.hold_id)
+        .await?;
+    Ok(Json(ListView {
+        items,
+        next_cursor: None,
+    }))
 }

@@ -20,36 +20,71 @@ use crate::AppState;
 /// Create a venue with its seat layout (admin).
 #[utoipa::path(post, path = "/v1/venues", tag = "venues", security(("bearer" = [])), request_body = Object,
     responses((status = 201, body = VenueView), (status = 400, description = "invalid_request")))]
-pub async fn create_venue(State(state): State<AppState>, Caller(caller): Caller, ApiJson(input): ApiJson<VenueInput>) -> Result<Created<VenueView>, ApiError> {
-    Ok(created(state.services.catalog.create_venue(&caller, input).await?))
+pub async fn create_venue(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiJson(input): ApiJson<VenueInput>,
+) -> Result<Created<VenueView>, ApiError> {
+    Ok(created(
+        state.services.catalog.create_venue(&caller, input).await?,
+    ))
 }
 
 /// List venues (without layouts).
 #[utoipa::path(get, path = "/v1/venues", tag = "venues",
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListView<VenueView>)))]
-pub async fn list_venues(State(state): State<AppState>, ApiQuery(params): ApiQuery<PageParams>) -> Result<Json<ListView<VenueView>>, ApiError> {
-    Ok(ListView::of(state.services.catalog.list_venues(&params.page_request()?).await?))
+pub async fn list_venues(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Result<Json<ListView<VenueView>>, ApiError> {
+    Ok(ListView::of(
+        state
+            .services
+            .catalog
+            .list_venues(&params.page_request()?)
+            .await?,
+    ))
 }
 
 /// A venue with its layout.
 #[utoipa::path(get, path = "/v1/venues/{id}", tag = "venues", responses((status = 200, body = VenueView), (status = 404, description = "not_found")))]
-pub async fn venue(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<VenueView>, ApiError> {
+pub async fn venue(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<VenueView>, ApiError> {
     Ok(Json(state.services.catalog.venue(&id).await?))
 }
 
 /// Create an event (admin).
 #[utoipa::path(post, path = "/v1/events", tag = "events", security(("bearer" = [])), request_body = EventInput,
     responses((status = 201, body = EventView), (status = 400, description = "invalid_request")))]
-pub async fn create_event(State(state): State<AppState>, Caller(caller): Caller, ApiJson(input): ApiJson<EventInput>) -> Result<Created<EventView>, ApiError> {
-    Ok(created(state.services.catalog.create_event(&caller, input).await?))
+pub async fn create_event(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiJson(input): ApiJson<EventInput>,
+) -> Result<Created<EventView>, ApiError> {
+    Ok(created(
+        state.services.catalog.create_event(&caller, input).await?,
+    ))
 }
 
 /// Update an event (admin).
 #[utoipa::path(patch, path = "/v1/events/{id}", tag = "events", security(("bearer" = [])), request_body = EventPatchInput,
     responses((status = 200, body = EventView), (status = 404, description = "not_found")))]
-pub async fn patch_event(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>, ApiJson(input): ApiJson<EventPatchInput>) -> Result<Json<EventView>, ApiError> {
-    Ok(Json(state.services.catalog.update_event(&caller, &id, input).await?))
+pub async fn patch_event(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<EventPatchInput>,
+) -> Result<Json<EventView>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .catalog
+            .update_event(&caller, &id, input)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,7 +103,10 @@ fn parse_time(field: &str, value: &Option<String>) -> Result<Option<DateTime<Utc
         None => Ok(None),
         Some(raw) => DateTime::parse_from_rfc3339(raw)
             .map(|time| Some(time.with_timezone(&Utc)))
-            .map_err(|_| ServiceError::invalid(field, "must be an RFC 3339 time like 2026-12-01T20:00:00Z").into()),
+            .map_err(|_| {
+                ServiceError::invalid(field, "must be an RFC 3339 time like 2026-12-01T20:00:00Z")
+                    .into()
+            }),
     }
 }
 
@@ -77,8 +115,15 @@ fn parse_time(field: &str, value: &Option<String>) -> Result<Option<DateTime<Utc
     params(("q" = Option<String>, Query), ("city" = Option<String>, Query), ("genre" = Option<String>, Query),
         ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListView<EventView>), (status = 400, description = "invalid_request")))]
-pub async fn list_events(State(state): State<AppState>, ApiQuery(query): ApiQuery<EventQuery>) -> Result<Json<ListView<EventView>>, ApiError> {
-    let page = PageParams { limit: query.limit.clone(), cursor: query.cursor.clone() }.page_request()?;
+pub async fn list_events(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<EventQuery>,
+) -> Result<Json<ListView<EventView>>, ApiError> {
+    let page = PageParams {
+        limit: query.limit.clone(),
+        cursor: query.cursor.clone(),
+    }
+    .page_request()?;
     let filter = EventFilter {
         query: query.q.clone(),
         city: query.city.clone().filter(|c| !c.is_empty()),
@@ -86,71 +131,140 @@ pub async fn list_events(State(state): State<AppState>, ApiQuery(query): ApiQuer
         from: parse_time("from", &query.from)?,
         to: parse_time("to", &query.to)?,
     };
-    Ok(ListView::of(state.services.catalog.search_events(filter, &page).await?))
+    Ok(ListView::of(
+        state.services.catalog.search_events(filter, &page).await?,
+    ))
 }
 
 /// An event with its shows.
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "events", responses((status = 200, body = EventView), (status = 404, description = "not_found")))]
-pub async fn event(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<EventView>, ApiError> {
+pub async fn event(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<EventView>, ApiError> {
     Ok(Json(state.services.catalog.event(&id).await?))
 }
 
 /// Create a show of an event at a venue (admin); its inventory comes from the layout.
 #[utoipa::path(post, path = "/v1/events/{id}/shows", tag = "shows", security(("bearer" = [])), request_body = ShowInput,
     responses((status = 201, body = ShowView), (status = 404, description = "not_found"), (status = 422, description = "price_missing")))]
-pub async fn create_show(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>, ApiJson(input): ApiJson<ShowInput>) -> Result<Created<ShowView>, ApiError> {
-    Ok(created(state.services.catalog.create_show(&caller, &id, input).await?))
+pub async fn create_show(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ShowInput>,
+) -> Result<Created<ShowView>, ApiError> {
+    Ok(created(
+        state
+            .services
+            .catalog
+            .create_show(&caller, &id, input)
+            .await?,
+    ))
 }
 
 /// Show detail with availability.
 #[utoipa::path(get, path = "/v1/shows/{id}", tag = "shows", responses((status = 200, body = ShowView), (status = 404, description = "not_found")))]
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ShowView>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ShowView>, ApiError> {
     Ok(Json(state.services.catalog.show(&id).await?))
 }
 
 /// Change status, prices, sales start, hold TTL, ticket limit or waiting room (admin).
 #[utoipa::path(patch, path = "/v1/shows/{id}", tag = "shows", security(("bearer" = [])), request_body = ShowPatchInput,
     responses((status = 200, body = ShowView), (status = 404, description = "not_found")))]
-pub async fn patch_show(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>, ApiJson(input): ApiJson<ShowPatchInput>) -> Result<Json<ShowView>, ApiError> {
-    Ok(Json(state.services.catalog.update_show(&caller, &id, input).await?))
+pub async fn patch_show(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ShowPatchInput>,
+) -> Result<Json<ShowView>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .catalog
+            .update_show(&caller, &id, input)
+            .await?,
+    ))
 }
 
 /// The seat map with live status; answers 304 to a matching `If-None-Match`.
 #[utoipa::path(get, path = "/v1/shows/{id}/seats", tag = "shows",
     responses((status = 200, body = SeatMapView), (status = 304, description = "not modified"), (status = 404, description = "not_found")))]
-pub async fn seat_map(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn seat_map(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let (view, etag) = state.services.catalog.seat_map(&id).await?;
-    let etag_value = HeaderValue::from_str(&etag).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let etag_value =
+        HeaderValue::from_str(&etag).map_err(|e| ServiceError::Internal(e.to_string()))?;
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|candidates| candidates.split(',').any(|c| c.trim() == etag || c.trim() == "*"));
-    let mut response = if matches { StatusCode::NOT_MODIFIED.into_response() } else { Json(view).into_response() };
+        .is_some_and(|candidates| {
+            candidates
+                .split(',')
+                .any(|c| c.trim() == etag || c.trim() == "*")
+        });
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Json(view).into_response()
+    };
     response.headers_mut().insert(header::ETAG, etag_value);
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
 }
 
-/// Seat-map stream (Server-Sent Events): not implemented yet.
-#[utoipa::path(get, path = "/v1/shows/{id}/seats/stream", tag = "shows", responses((status = 501, description = "not_implemented")))]
-pub async fn seat_stream(Path(_id): Path<String>) -> ApiError {
-    ApiError::Service(ServiceError::NotImplemented)
+/// Seat-map stream (Server-Sent Events): not implemented yet (the show is still checked).
+#[utoipa::path(get, path = "/v1/shows/{id}/seats/stream", tag = "shows",
+    responses((status = 404, description = "not_found"), (status = 501, description = "not_implemented")))]
+pub async fn seat_stream(State(state): State<AppState>, Path(id): Path<String>) -> ApiError {
+    match state.services.catalog.show_record(&id).await {
+        Ok(_) => ApiError::Service(ServiceError::NotImplemented),
+        Err(error) => ApiError::Service(error),
+    }
 }
 
 /// Sales of a show: counts per section, revenue, tickets sold (admin).
 #[utoipa::path(get, path = "/v1/shows/{id}/sales", tag = "shows", security(("bearer" = [])), responses((status = 200, body = SalesView)))]
-pub async fn sales(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Json<SalesView>, ApiError> {
+pub async fn sales(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SalesView>, ApiError> {
     Ok(Json(state.services.catalog.sales(&caller, &id).await?))
 }
 
-/// Virtual waiting room: not implemented yet.
-#[utoipa::path(post, path = "/v1/shows/{id}/queue", tag = "waiting room", responses((status = 501, description = "not_implemented")))]
-pub async fn join_queue(Path(_id): Path<String>) -> ApiError {
-    ApiError::Service(ServiceError::NotImplemented)
+/// Virtual waiting room: not implemented yet (the show and caller are still checked).
+#[utoipa::path(post, path = "/v1/shows/{id}/queue", tag = "waiting room", security(("bearer" = [])),
+    responses((status = 401, description = "unauthorized"), (status = 404, description = "not_found"), (status = 501, description = "not_implemented")))]
+pub async fn join_queue(
+    State(state): State<AppState>,
+    Caller(_caller): Caller,
+    Path(id): Path<String>,
+) -> ApiError {
+    match state.services.catalog.show_record(&id).await {
+        Ok(_) => ApiError::Service(ServiceError::NotImplemented),
+        Err(error) => ApiError::Service(error),
+    }
 }
 
-/// Virtual waiting room ticket: not implemented yet.
-#[utoipa::path(get, path = "/v1/shows/{id}/queue/{ticket_id}", tag = "waiting room", responses((status = 501, description = "not_implemented")))]
-pub async fn queue_ticket(Path(_ids): Path<(String, String)>) -> ApiError {
-    ApiError::Service(ServiceError::NotImplemented)
+/// Virtual waiting room ticket: not implemented yet (the show and caller are still checked).
+#[utoipa::path(get, path = "/v1/shows/{id}/queue/{ticket_id}", tag = "waiting room", security(("bearer" = [])),
+    responses((status = 401, description = "unauthorized"), (status = 404, description = "not_found"), (status = 501, description = "not_implemented")))]
+pub async fn queue_ticket(
+    State(state): State<AppState>,
+    Caller(_caller): Caller,
+    Path((id, _ticket_id)): Path<(String, String)>,
+) -> ApiError {
+    match state.services.catalog.show_record(&id).await {
+        Ok(_) => ApiError::Service(ServiceError::NotImplemented),
+        Err(error) => ApiError::Service(error),
+    }
 }

@@ -17,7 +17,10 @@ pub struct ListView<T> {
 
 impl<T> ListView<T> {
     pub fn of(page: boxoffice_store::Page<T>) -> Json<ListView<T>> {
-        Json(ListView { items: page.items, next_cursor: crate::extract::encode_cursor(page.next_cursor) })
+        Json(ListView {
+            items: page.items,
+            next_cursor: crate::extract::encode_cursor(page.next_cursor),
+        })
     }
 }
 

@@ -19,7 +19,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready"), (status = 503, description = "database unreachable")))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     state.services.store.ping().await.map_err(|error| {
-        ApiError::Service(boxoffice_services::ServiceError::Unavailable(error.to_string()))
+        ApiError::Service(boxoffice_services::ServiceError::Unavailable(
+            error.to_string(),
+        ))
     })?;
     Ok(Json(json!({"status": "ready"})))
 }
@@ -29,7 +31,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()
@@ -38,7 +43,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 pub async fn openapi_json() -> Response {
     match ApiDoc::openapi().to_json() {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(error) => ApiError::Service(boxoffice_services::ServiceError::Internal(error.to_string())).into_response(),
+        Err(error) => ApiError::Service(boxoffice_services::ServiceError::Internal(
+            error.to_string(),
+        ))
+        .into_response(),
     }
 }
 
