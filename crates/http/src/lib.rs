@@ -104,10 +104,29 @@ async fn limit_announced_body(request: Request, next: Next) -> Response {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok());
     if announced.is_some_and(|length| length > BODY_SIZE_MAX_BYTES as u64) {
+        // Read (and drop) what the client is sending before answering, so it
+        // sees the 413 instead of a broken pipe; bounded in bytes and time so
+        // that a huge or slow upload cannot hold the connection.
+        let mut body = request.into_body().into_data_stream();
+        let drain = async {
+            let mut drained = 0usize;
+            while let Some(Ok(chunk)) = futures::StreamExt::next(&mut body).await {
+                drained += chunk.len();
+                if drained > OVERSIZED_BODY_DRAIN_MAX_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(OVERSIZED_BODY_DRAIN_TIMEOUT, drain).await;
         return ApiError::PayloadTooLarge.into_response();
     }
     next.run(request).await
 }
+
+/// An oversized body is read and dropped up to this size before the 413.
+const OVERSIZED_BODY_DRAIN_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// ... and for at most this long.
+const OVERSIZED_BODY_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn timeout_layer(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(timeout, next.run(request)).await {
