@@ -229,14 +229,32 @@ pub struct Summary {
     pub booked: u64,
 }
 
+/// The event a show belongs to, as shown with the show.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShowEventView {
+    pub id: String,
+    pub title: String,
+    pub performer: String,
+    pub genre: String,
+}
+
+/// The venue of a show, without its layout (see `GET /v1/venues/{id}`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShowVenueView {
+    pub id: String,
+    pub name: String,
+    pub city: String,
+    pub address: String,
+    pub timezone: String,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ShowView {
     pub id: String,
     pub event_id: String,
-    pub event_title: String,
     pub venue_id: String,
-    pub venue_name: String,
-    pub city: String,
+    pub event: ShowEventView,
+    pub venue: ShowVenueView,
     pub starts_at: String,
     pub sales_start: String,
     #[schema(value_type = Object)]
@@ -729,10 +747,20 @@ impl CatalogService {
         Ok(ShowView {
             id: show.id.to_string(),
             event_id: show.event_id.to_string(),
-            event_title: event.title,
             venue_id: show.venue_id.to_string(),
-            venue_name: venue.venue.name,
-            city: venue.venue.city,
+            event: ShowEventView {
+                id: event.id.to_string(),
+                title: event.title,
+                performer: event.performer,
+                genre: event.genre,
+            },
+            venue: ShowVenueView {
+                id: venue.id.to_string(),
+                name: venue.venue.name,
+                city: venue.venue.city,
+                address: venue.venue.address,
+                timezone: venue.venue.timezone,
+            },
             starts_at: rfc3339(show.starts_at),
             sales_start: rfc3339(show.sales_start),
             prices: show

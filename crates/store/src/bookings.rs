@@ -333,10 +333,12 @@ async fn load_booking_with(
         .await?;
     let Some(row) = row else { return Ok(None) };
     let mut booking = booking_from_row(&row)?;
-    let tickets = sqlx::query("SELECT * FROM tickets WHERE booking_id = $1 ORDER BY id")
-        .bind(booking.id.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
+    let tickets = sqlx::query(
+        "SELECT * FROM tickets WHERE booking_id = $1 ORDER BY section, COALESCE(seat_id, ''), id",
+    )
+    .bind(booking.id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
     booking.tickets = tickets
         .iter()
         .map(ticket_from_row)
