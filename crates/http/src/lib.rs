@@ -209,6 +209,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bookings/{id}", get(booking::booking))
         .route("/v1/bookings/{id}/cancel", post(booking::cancel_booking))
         .route("/v1/checkin", post(booking::check_in))
+        .route("/v1/tickets/public-key", get(booking::ticket_public_key))
         .route("/v1/audit", get(booking::audit))
         .route("/v1/sandbox/charges", get(booking::sandbox_charges))
         .fallback(not_found)

@@ -17,7 +17,7 @@ use crate::routes::{auth, booking, catalog, system};
         catalog::join_queue, catalog::queue_ticket,
         booking::create_hold, booking::hold, booking::release_hold,
         booking::create_booking, booking::list_bookings, booking::booking, booking::cancel_booking,
-        booking::check_in, booking::audit, booking::sandbox_charges,
+        booking::check_in, booking::ticket_public_key, booking::audit, booking::sandbox_charges,
     ),
     modifiers(&BearerAuth),
 )]

@@ -8,7 +8,7 @@ use tokio::sync::Barrier;
 
 use crate::common::*;
 
-both_backends!(checkin_rules, concurrent_scans);
+both_backends!(checkin_rules, concurrent_scans, codes_verify_offline);
 
 /// Books `seats` for a fresh user and returns (booking body, user).
 async fn booking_with(app: &TestApp, show_id: &str, seats: &[&str]) -> (Value, TestUser) {
@@ -230,4 +230,57 @@ async fn concurrent_scans(backend: Backend) {
     );
     assert_eq!(refused, SCANS - 1);
     assert_eq!(admitted[0].body["ticket_id"], ticket_id.as_str());
+}
+
+/// A door scanner without network access verifies a code with the public key
+/// alone: here with an independent Ed25519 implementation, not the server's.
+async fn codes_verify_offline(backend: Backend) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+
+    let app = TestApp::spawn(backend).await;
+    let fixture = app.fixture(1, 10, Some(10), json!({})).await;
+    let (booking, _customer) = booking_with(&app, &fixture.show_id, &["A-1-3"]).await;
+    let (ticket_id, code, _seat) = ticket(&booking, 0);
+
+    let resp = app.get("/v1/tickets/public-key", None).await;
+    let key = resp.expect(200, "public key");
+    assert_eq!(key["algorithm"], "Ed25519", "{resp}");
+    let key_bytes: [u8; 32] = URL_SAFE_NO_PAD
+        .decode(key["public_key"].as_str().unwrap_or_default())
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .unwrap_or_else(|| panic!("a 32-byte base64url key: {resp}"));
+    let verifying_key = VerifyingKey::from_bytes(&key_bytes).expect("a valid Ed25519 key");
+
+    let verify = |code: &str| -> Option<Value> {
+        let (signed, signature) = code.rsplit_once('.')?;
+        let signature: [u8; 64] = URL_SAFE_NO_PAD.decode(signature).ok()?.try_into().ok()?;
+        verifying_key
+            .verify(signed.as_bytes(), &Signature::from_bytes(&signature))
+            .ok()?;
+        let payload = signed.rsplit_once('.')?.1;
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    };
+    let claims =
+        verify(&code).unwrap_or_else(|| panic!("the issued code verifies offline: {code}"));
+    assert_eq!(
+        claims["ticket_id"],
+        ticket_id.as_str(),
+        "the claims name the ticket: {claims}"
+    );
+    assert_eq!(
+        claims["show_id"],
+        fixture.show_id.as_str(),
+        "the claims name the show: {claims}"
+    );
+    assert_eq!(
+        claims["seat_id"], "A-1-3",
+        "the claims name the seat: {claims}"
+    );
+    assert!(
+        verify(&forge(&code)).is_none(),
+        "a forged code does not verify offline"
+    );
 }

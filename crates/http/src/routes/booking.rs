@@ -215,3 +215,25 @@ pub async fn sandbox_charges(
         next_cursor: None,
     }))
 }
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TicketKeyView {
+    /// Always `Ed25519`.
+    pub algorithm: &'static str,
+    /// The 32-byte public key, base64url without padding.
+    pub public_key: String,
+    /// How a code is built, for scanners that verify offline.
+    pub code_format: &'static str,
+}
+
+/// The public key that verifies ticket codes offline (door scanners cache it).
+#[utoipa::path(get, path = "/v1/tickets/public-key", tag = "check-in", responses((status = 200, body = TicketKeyView)))]
+pub async fn ticket_public_key(State(state): State<AppState>) -> Json<TicketKeyView> {
+    use base64::Engine;
+    let key = state.services.booking.ticket_public_key();
+    Json(TicketKeyView {
+        algorithm: "Ed25519",
+        public_key: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key),
+        code_format: "bx1.<base64url(JSON claims)>.<base64url(Ed25519 signature of the bytes before the last dot)>",
+    })
+}
