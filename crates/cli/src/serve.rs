@@ -23,6 +23,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::debug!(config = ?args, "configuration");
     warn_about_unused_services(&args);
 
+    // First, so that start-up work (demo data, reconciliation) is counted too.
+    let metrics = boxoffice_http::install_metrics_recorder();
     let store = connect_store(&args.services.database).await?;
     let services = build_services(store.clone(), &args.services).await?;
 
@@ -54,7 +56,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         background_stopped,
     );
 
-    let metrics = boxoffice_http::install_metrics_recorder();
     if let Some(metrics_address) = args.metrics_listen {
         let metrics_listener = tokio::net::TcpListener::bind(metrics_address)
             .await

@@ -288,7 +288,26 @@ impl BookingService {
         scope: Option<&IdempotencyScope>,
     ) -> ServiceResult<HoldView> {
         let now = self.clock.now();
-        let items = self.resolve_selection(show, layout, selection, now).await?;
+        let items = self.resolve_selection(show, layout, selection).await?;
+        if scope.is_none() && !items.seats.is_empty() {
+            // Fast reject: seats this node already knows are taken lose
+            // without a database round trip. (With an Idempotency-Key the
+            // answer must be stored, so such requests take the full path.)
+            let inventory = self.catalog.inventory(show).await?;
+            let seat_ids: Vec<SeatId> = items
+                .seats
+                .iter()
+                .map(|seat| seat.seat_id.clone())
+                .collect();
+            let taken = inventory.known_taken(&seat_ids, now);
+            if !taken.is_empty() {
+                metrics::counter!("boxoffice_holds_fast_rejected_total").increment(1);
+                return Err(ServiceError::SeatsUnavailable {
+                    seat_ids: taken.iter().map(|id| id.to_string()).collect(),
+                    sections: Vec::new(),
+                });
+            }
+        }
         let currency = show
             .prices
             .values()
@@ -369,7 +388,6 @@ impl BookingService {
         show: &boxoffice_store::ShowRecord,
         layout: &boxoffice_domain::VenueLayout,
         selection: &HoldSelection,
-        now: DateTime<Utc>,
     ) -> ServiceResult<HoldItems> {
         let price_of = |category: &str| -> ServiceResult<Money> {
             show.prices
@@ -422,14 +440,13 @@ impl BookingService {
                         ));
                     }
                 }
-                let state = self.store.inventory_state(&show.id, now).await?;
-                let available: std::collections::HashSet<&str> = state
-                    .seats
-                    .iter()
-                    .filter(|(_, status)| *status == SeatStatus::Available)
-                    .map(|(id, _)| id.as_str())
-                    .collect();
-                let is_available = |seat: &SeatId| available.contains(seat.as_str());
+                let (inventory, state) = self.catalog.inventory_of(show).await?;
+                let is_available = |seat: &SeatId| {
+                    inventory
+                        .position(seat)
+                        .and_then(|position| state.seats.get(position))
+                        .is_some_and(|status| *status == SeatStatus::Available)
+                };
                 let Some(picked) =
                     best_available(layout, &is_available, *quantity, category.as_deref())
                 else {

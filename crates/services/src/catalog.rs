@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use crate::auth::AuthUser;
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
+use crate::inventory::{InventoryEngine, InventoryView, ShowInventory};
 use crate::views::{rfc3339, MoneyView};
 
 pub const TITLE_LENGTH_MAX: usize = 200;
@@ -325,6 +326,7 @@ pub struct SalesView {
 pub struct CatalogService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    inventory: Arc<InventoryEngine>,
     /// Venues never change once created, so their parsed layouts are cached.
     layouts: RwLock<HashMap<VenueId, Arc<VenueLayout>>>,
 }
@@ -414,12 +416,33 @@ fn parse_status(value: &str, errors: &mut Vec<FieldError>) -> Option<ShowStatus>
 }
 
 impl CatalogService {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        inventory: Arc<InventoryEngine>,
+    ) -> Self {
         CatalogService {
             store,
             clock,
+            inventory,
             layouts: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The show's in-memory inventory.
+    pub(crate) async fn inventory(&self, show: &ShowRecord) -> ServiceResult<Arc<ShowInventory>> {
+        let layout = self.layout(&show.venue_id).await?;
+        self.inventory.show(&show.id, layout).await
+    }
+
+    /// The show's in-memory inventory and what it says now.
+    pub(crate) async fn inventory_of(
+        &self,
+        show: &ShowRecord,
+    ) -> ServiceResult<(Arc<ShowInventory>, InventoryView)> {
+        let inventory = self.inventory(show).await?;
+        let view = inventory.view(self.clock.now());
+        Ok((inventory, view))
     }
 
     pub(crate) async fn layout(&self, venue_id: &VenueId) -> ServiceResult<Arc<VenueLayout>> {
@@ -740,10 +763,7 @@ impl CatalogService {
             .venue(&show.venue_id)
             .await?
             .ok_or(ServiceError::NotFound { what: "venue" })?;
-        let state = self
-            .store
-            .inventory_state(&show.id, self.clock.now())
-            .await?;
+        let (_, state) = self.inventory_of(show).await?;
         Ok(ShowView {
             id: show.id.to_string(),
             event_id: show.event_id.to_string(),
@@ -780,16 +800,8 @@ impl CatalogService {
     /// The seat map and its ETag (the version plus places freed by time since).
     pub async fn seat_map(&self, id: &str) -> ServiceResult<(SeatMapView, String)> {
         let show = self.show_record(id).await?;
-        let layout = self.layout(&show.venue_id).await?;
-        let state = self
-            .store
-            .inventory_state(&show.id, self.clock.now())
-            .await?;
-        let statuses: HashMap<&str, SeatStatus> = state
-            .seats
-            .iter()
-            .map(|(id, status)| (id.as_str(), *status))
-            .collect();
+        let (inventory, state) = self.inventory_of(&show).await?;
+        let layout = inventory.layout().clone();
         let zero = show.prices.values().next().map(|m| Money::zero(m.currency));
         let price_of = |category: &str| -> MoneyView {
             show.prices
@@ -803,18 +815,15 @@ impl CatalogService {
         };
         let seats = layout
             .seats()
-            .map(|(section, row, seat)| SeatView {
+            .zip(state.seats.iter())
+            .map(|((section, row, seat), status)| SeatView {
                 id: seat.id.to_string(),
                 section: section.id.clone(),
                 row: row.label.clone(),
                 number: seat.number.clone(),
                 category: seat.category.clone(),
                 price: price_of(&seat.category),
-                status: statuses
-                    .get(seat.id.as_str())
-                    .copied()
-                    .unwrap_or(SeatStatus::Available)
-                    .as_str(),
+                status: status.as_str(),
                 x: seat.x,
                 y: seat.y,
                 accessible: seat.accessible,
@@ -892,13 +901,13 @@ impl CatalogService {
     }
 }
 
-fn summary_of(state: &boxoffice_store::ShowInventoryState) -> Summary {
+fn summary_of(state: &InventoryView) -> Summary {
     let mut summary = Summary {
         available: 0,
         held: 0,
         booked: 0,
     };
-    for (_, status) in &state.seats {
+    for status in &state.seats {
         match status {
             SeatStatus::Available => summary.available += 1,
             SeatStatus::Held => summary.held += 1,

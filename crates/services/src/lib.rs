@@ -17,6 +17,7 @@ pub mod booking;
 pub mod catalog;
 pub mod clock;
 pub mod error;
+pub mod inventory;
 pub mod payments;
 pub mod secrets;
 pub mod views;
@@ -66,7 +67,8 @@ impl Services {
             clock.clone(),
             config.sandbox_latency,
         ));
-        let catalog = Arc::new(CatalogService::new(store.clone(), clock.clone()));
+        let inventory = inventory::InventoryEngine::new(store.clone());
+        let catalog = Arc::new(CatalogService::new(store.clone(), clock.clone(), inventory));
         let booking = BookingService::new(
             store.clone(),
             clock.clone(),

@@ -8,9 +8,10 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::audit::write_audit;
+use crate::changes::ChangeLog;
 use crate::db::{from_millis, opt_from_millis, to_millis};
 use crate::error::TxError;
-use crate::holds::{bump_version, give_back_quota};
+use crate::holds::give_back_quota;
 use crate::{
     AuditEntry, BookingFilter, BookingRecord, BookingRejection, CancelRejection, CheckinRejection,
     HoldItems, NewBooking, Page, PageRequest, SeatStatus, SectionSales, ShowInventoryState,
@@ -41,6 +42,7 @@ pub(crate) async fn finish_booking(
     conn: &mut AnyConnection,
     new: &NewBooking,
     now: DateTime<Utc>,
+    log: &mut ChangeLog,
 ) -> Result<BookingRecord, TxError<BookingRejection>> {
     let booking = &new.booking;
     let confirmed = sqlx::query(
@@ -162,7 +164,12 @@ pub(crate) async fn finish_booking(
         ],
     )
     .await?;
-    bump_version(conn, &booking.show_id).await?;
+    log.hold_ended(
+        &booking.show_id,
+        &booking.hold_id,
+        &booking.items,
+        SeatStatus::Booked,
+    );
     Ok(booking.clone())
 }
 
@@ -171,6 +178,7 @@ pub(crate) async fn cancel_in_tx(
     id: &BookingId,
     actor: &UserId,
     now: DateTime<Utc>,
+    log: &mut ChangeLog,
 ) -> Result<BookingRecord, TxError<CancelRejection>> {
     let cancelled = sqlx::query("UPDATE bookings SET status = 'CANCELLED', cancelled_at = $1 WHERE id = $2 AND status = 'CONFIRMED'")
         .bind(to_millis(now))
@@ -232,7 +240,7 @@ pub(crate) async fn cancel_in_tx(
         ],
     )
     .await?;
-    bump_version(conn, &booking.show_id).await?;
+    log.booking_cancelled(&booking.show_id, &booking.items);
     Ok(booking)
 }
 
@@ -394,6 +402,96 @@ pub(crate) async fn list_bookings(
     Ok(crate::catalog::paginate(bookings, page.limit, |booking| {
         booking.id.to_string()
     }))
+}
+
+pub(crate) fn standing_from_row(row: &AnyRow) -> StoreResult<StandingState> {
+    Ok(StandingState {
+        section: row.try_get("section")?,
+        category: row.try_get("category")?,
+        capacity: u32::try_from(row.try_get::<i64, _>("capacity")?).unwrap_or(0),
+        held: u32::try_from(row.try_get::<i64, _>("held")?).unwrap_or(0),
+        booked: u32::try_from(row.try_get::<i64, _>("booked")?).unwrap_or(0),
+    })
+}
+
+/// Every place of a show as stored, with when held places lapse, read in one
+/// snapshot (one transaction; repeatable read on PostgreSQL) together with
+/// the version it belongs to.
+pub(crate) async fn inventory_snapshot(
+    pool: &AnyPool,
+    backend: crate::Backend,
+    show_id: &ShowId,
+) -> StoreResult<crate::changes::InventorySnapshot> {
+    let mut tx = pool.begin().await?;
+    if backend == crate::Backend::Postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+    }
+    let version: i64 = sqlx::query("SELECT version FROM shows WHERE id = $1")
+        .bind(show_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_get("version")?;
+    let rows = sqlx::query("SELECT seat_id, status, held_until FROM show_seats WHERE show_id = $1")
+        .bind(show_id.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut seats = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let status: String = row.try_get("status")?;
+        let status = match status.as_str() {
+            "BOOKED" => SeatStatus::Booked,
+            "HELD" => SeatStatus::Held,
+            _ => SeatStatus::Available,
+        };
+        let held_until: Option<i64> = row.try_get("held_until")?;
+        seats.push(crate::changes::SeatChange {
+            seat_id: SeatId::from_trusted(row.try_get("seat_id")?),
+            status,
+            lapses_at: held_until.map(from_millis),
+        });
+    }
+    let mut standing = Vec::new();
+    for row in sqlx::query("SELECT section, category, capacity, held, booked FROM show_standing WHERE show_id = $1 ORDER BY section")
+        .bind(show_id.as_str())
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        standing.push(standing_from_row(&row)?);
+    }
+    let mut standing_holds = Vec::new();
+    if !standing.is_empty() {
+        let rows = sqlx::query("SELECT id, status, items, expires_at FROM holds WHERE show_id = $1 AND status IN ('ACTIVE', 'PAYING')")
+            .bind(show_id.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            let items: HoldItems = serde_json::from_str(&row.try_get::<String, _>("items")?)?;
+            let status: String = row.try_get("status")?;
+            let lapses_at = (status == "ACTIVE")
+                .then(|| row.try_get::<i64, _>("expires_at"))
+                .transpose()?
+                .map(from_millis);
+            for place in items.standing {
+                standing_holds.push(crate::changes::StandingHoldChange {
+                    hold_id: HoldId::from_trusted(row.try_get("id")?),
+                    section: place.section,
+                    quantity: place.quantity,
+                    lapses_at,
+                    removed: false,
+                });
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(crate::changes::InventorySnapshot {
+        version,
+        seats,
+        standing,
+        standing_holds,
+    })
 }
 
 pub(crate) async fn inventory_state(

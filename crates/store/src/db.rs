@@ -60,6 +60,8 @@ pub struct SqlStore {
     /// SQLite has one writer per file; serializing writers in-process avoids
     /// SQLITE_BUSY on lock upgrades. PostgreSQL uses row locks instead.
     write_lock: Option<Mutex<()>>,
+    /// Told about every committed inventory change of this node.
+    listeners: std::sync::RwLock<Vec<std::sync::Arc<dyn crate::ChangeListener>>>,
 }
 
 /// Turns `sqlite://…`, `sqlite:///abs`, a bare path or `postgres://…` into a
@@ -141,6 +143,7 @@ impl SqlStore {
             pool,
             backend,
             write_lock: (backend == Backend::Sqlite).then(|| Mutex::new(())),
+            listeners: std::sync::RwLock::new(Vec::new()),
         })
     }
 
@@ -169,6 +172,34 @@ impl SqlStore {
 
     pub(crate) fn retries_max(&self) -> u32 {
         TRANSACTION_RETRIES_MAX
+    }
+
+    pub(crate) fn add_listener(&self, listener: std::sync::Arc<dyn crate::ChangeListener>) {
+        if let Ok(mut listeners) = self.listeners.write() {
+            listeners.push(listener);
+        }
+    }
+
+    /// Hands a committed transaction's changes to the listeners and returns
+    /// its value.
+    pub(crate) fn published<T, R>(
+        &self,
+        result: Result<Result<(T, Vec<crate::ShowChange>), R>, StoreError>,
+    ) -> Result<Result<T, R>, StoreError> {
+        match result {
+            Ok(Ok((value, changes))) => {
+                if let Ok(listeners) = self.listeners.read() {
+                    for change in &changes {
+                        for listener in listeners.iter() {
+                            listener.on_change(change);
+                        }
+                    }
+                }
+                Ok(Ok(value))
+            }
+            Ok(Err(rejection)) => Ok(Err(rejection)),
+            Err(error) => Err(error),
+        }
     }
 
     pub async fn close(&self) {

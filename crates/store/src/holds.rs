@@ -9,9 +9,11 @@ use sqlx::{AnyConnection, Row};
 
 use crate::audit::write_audit;
 use crate::bookings::finish_booking;
+use crate::changes::ChangeLog;
 use crate::db::{flatten, from_millis, opt_from_millis, to_millis};
 use crate::error::TxError;
 use crate::idempotency::complete_in_tx;
+use crate::records::SeatStatus;
 use crate::{
     AuditEntry, BookingRecord, BookingRejection, HoldRecord, HoldRejection, HoldStateRejection,
     IdempotencyCompletion, InventoryStore, NewBooking, NewHold, PaymentAbort,
@@ -64,21 +66,13 @@ pub(crate) async fn load_hold(
     row.as_ref().map(hold_from_row).transpose()
 }
 
-/// Every change to a show's places bumps its version (the seat map's ETag).
-/// Done last in each transaction, so the show row is locked only briefly.
-pub(crate) async fn bump_version(conn: &mut AnyConnection, show_id: &ShowId) -> StoreResult<()> {
-    sqlx::query("UPDATE shows SET version = version + 1 WHERE id = $1")
-        .bind(show_id.as_str())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// Puts a hold's places back on sale and gives the user's quota back.
 pub(crate) async fn free_held_places(
     conn: &mut AnyConnection,
     hold: &HoldRecord,
+    log: &mut ChangeLog,
 ) -> StoreResult<()> {
+    log.hold_ended(&hold.show_id, &hold.id, &hold.items, SeatStatus::Available);
     let freed = sqlx::query(
         "UPDATE show_seats SET status = 'AVAILABLE', hold_id = NULL, held_until = NULL \
          WHERE hold_id = $1 AND status = 'HELD'",
@@ -160,6 +154,7 @@ pub(crate) async fn expire_due(
     show_id: Option<&ShowId>,
     now: DateTime<Utc>,
     limit: u32,
+    log: &mut ChangeLog,
 ) -> StoreResult<Vec<HoldRecord>> {
     let show_condition = if show_id.is_some() {
         "show_id = $4 AND"
@@ -182,7 +177,7 @@ pub(crate) async fn expire_due(
     let mut expired = Vec::with_capacity(rows.len());
     for row in &rows {
         let hold = hold_from_row(row)?;
-        free_held_places(conn, &hold).await?;
+        free_held_places(conn, &hold, log).await?;
         write_audit(
             conn,
             now,
@@ -190,12 +185,6 @@ pub(crate) async fn expire_due(
         )
         .await?;
         expired.push(hold);
-    }
-    let mut shows: Vec<&ShowId> = expired.iter().map(|hold| &hold.show_id).collect();
-    shows.sort();
-    shows.dedup();
-    for show in shows {
-        bump_version(conn, show).await?;
     }
     Ok(expired)
 }
@@ -241,6 +230,7 @@ async fn take_quota(
 async fn take_places(
     conn: &mut AnyConnection,
     hold: &NewHold,
+    log: &mut ChangeLog,
 ) -> Result<(), TxError<HoldRejection>> {
     // Seat-ID order: two transactions never wait on each other's rows in a cycle.
     let mut seat_ids: Vec<&SeatId> = hold.items.seats.iter().map(|seat| &seat.seat_id).collect();
@@ -292,6 +282,13 @@ async fn take_places(
             }));
         }
     }
+    log.held(
+        &hold.show_id,
+        &hold.id,
+        &hold.items,
+        Some(hold.expires_at),
+        true,
+    );
     Ok(())
 }
 
@@ -328,6 +325,24 @@ async fn insert_hold(conn: &mut AnyConnection, hold: &NewHold) -> StoreResult<Ho
 
 #[async_trait]
 impl InventoryStore for SqlStore {
+    fn subscribe_changes(&self, listener: std::sync::Arc<dyn crate::ChangeListener>) {
+        self.add_listener(listener);
+    }
+
+    async fn show_version(&self, show_id: &ShowId) -> StoreResult<Option<i64>> {
+        let row = sqlx::query("SELECT version FROM shows WHERE id = $1")
+            .bind(show_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|row| row.try_get::<i64, _>("version"))
+            .transpose()?)
+    }
+
+    async fn inventory_snapshot(&self, show_id: &ShowId) -> StoreResult<crate::InventorySnapshot> {
+        crate::bookings::inventory_snapshot(&self.pool, self.backend(), show_id).await
+    }
+
     async fn inventory_state(
         &self,
         show_id: &ShowId,
@@ -349,16 +364,18 @@ impl InventoryStore for SqlStore {
         hold: &NewHold,
         completion: Option<&IdempotencyCompletion>,
     ) -> StoreResult<Result<HoldRecord, HoldRejection>> {
-        crate::write_tx!(self, |conn| async {
+        let result = crate::write_tx!(self, |conn| async {
+            let mut log = ChangeLog::default();
             expire_due(
                 conn,
                 Some(&hold.show_id),
                 hold.created_at,
                 LAZY_EXPIRY_BATCH_MAX,
+                &mut log,
             )
             .await?;
             take_quota(conn, hold, hold.items.ticket_count()).await?;
-            take_places(conn, hold).await?;
+            take_places(conn, hold, &mut log).await?;
             let record = insert_hold(conn, hold).await?;
             write_audit(
                 conn,
@@ -374,9 +391,9 @@ impl InventoryStore for SqlStore {
             if let Some(completion) = completion {
                 complete_in_tx(conn, completion, hold.created_at).await?;
             }
-            bump_version(conn, &hold.show_id).await?;
-            Ok(record)
-        })
+            Ok((record, log.finish(conn).await?))
+        });
+        self.published(result)
     }
 
     async fn hold(&self, id: &HoldId) -> StoreResult<Option<HoldRecord>> {
@@ -390,7 +407,8 @@ impl InventoryStore for SqlStore {
         user: Option<&UserId>,
         now: DateTime<Utc>,
     ) -> StoreResult<Result<HoldRecord, HoldStateRejection>> {
-        crate::write_tx!(self, |conn| async {
+        let result = crate::write_tx!(self, |conn| async {
+            let mut log = ChangeLog::default();
             let Some(current) = load_hold(conn, id).await? else {
                 return Err(TxError::Rejected(HoldStateRejection::NotFound));
             };
@@ -408,16 +426,16 @@ impl InventoryStore for SqlStore {
                 return Err(TxError::Rejected(HoldStateRejection::NotActive));
             };
             let hold = hold_from_row(&row)?;
-            free_held_places(conn, &hold).await?;
+            free_held_places(conn, &hold, &mut log).await?;
             write_audit(
                 conn,
                 now,
                 &[hold_audit("hold.released", &hold, user, places_json(&hold))],
             )
             .await?;
-            bump_version(conn, &hold.show_id).await?;
-            Ok(hold)
-        })
+            Ok((hold, log.finish(conn).await?))
+        });
+        self.published(result)
     }
 
     async fn expire_due_holds(
@@ -425,9 +443,12 @@ impl InventoryStore for SqlStore {
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<HoldRecord>> {
-        flatten(crate::write_tx!(self, |conn| async {
-            Ok::<_, TxError<std::convert::Infallible>>(expire_due(conn, None, now, limit).await?)
-        }))
+        let result = crate::write_tx!(self, |conn| async {
+            let mut log = ChangeLog::default();
+            let expired = expire_due(conn, None, now, limit, &mut log).await?;
+            Ok::<_, TxError<std::convert::Infallible>>((expired, log.finish(conn).await?))
+        });
+        flatten(self.published(result))
     }
 
     async fn begin_payment(
@@ -436,7 +457,8 @@ impl InventoryStore for SqlStore {
         user: &UserId,
         now: DateTime<Utc>,
     ) -> StoreResult<Result<HoldRecord, PaymentStartRejection>> {
-        crate::write_tx!(self, |conn| async {
+        let result = crate::write_tx!(self, |conn| async {
+            let mut log = ChangeLog::default();
             let Some(hold) = load_hold(conn, id).await? else {
                 return Err(TxError::Rejected(PaymentStartRejection::NotFound));
             };
@@ -486,8 +508,10 @@ impl InventoryStore for SqlStore {
                 )],
             )
             .await?;
-            Ok(paying)
-        })
+            log.held(&paying.show_id, &paying.id, &paying.items, None, false);
+            Ok((paying, log.finish(conn).await?))
+        });
+        self.published(result)
     }
 
     async fn complete_booking(
@@ -496,13 +520,15 @@ impl InventoryStore for SqlStore {
         now: DateTime<Utc>,
         completion: Option<&IdempotencyCompletion>,
     ) -> StoreResult<Result<BookingRecord, BookingRejection>> {
-        crate::write_tx!(self, |conn| async {
-            let record = finish_booking(conn, booking, now).await?;
+        let result = crate::write_tx!(self, |conn| async {
+            let mut log = ChangeLog::default();
+            let record = finish_booking(conn, booking, now, &mut log).await?;
             if let Some(completion) = completion {
                 complete_in_tx(conn, completion, now).await?;
             }
-            Ok(record)
-        })
+            Ok((record, log.finish(conn).await?))
+        });
+        self.published(result)
     }
 
     async fn abort_payment(
@@ -512,13 +538,15 @@ impl InventoryStore for SqlStore {
         now: DateTime<Utc>,
         completion: Option<&IdempotencyCompletion>,
     ) -> StoreResult<Option<HoldRecord>> {
-        flatten(crate::write_tx!(self, |conn| async {
+        let result = crate::write_tx!(self, |conn| async {
+            let log = ChangeLog::default();
             let Some(hold) = load_hold(conn, id).await? else {
-                return Ok::<_, TxError<std::convert::Infallible>>(None);
+                return Ok::<_, TxError<std::convert::Infallible>>((None, log.finish(conn).await?));
             };
             if hold.status != HoldStatus::Paying {
-                return Ok(None);
+                return Ok((None, log.finish(conn).await?));
             }
+            let mut log = log;
             let (new_status, frees) = match abort {
                 PaymentAbort::Declined => ("RELEASED", true),
                 PaymentAbort::Unavailable if hold.expires_at <= now => ("EXPIRED", true),
@@ -533,7 +561,9 @@ impl InventoryStore for SqlStore {
             .bind(id.as_str())
             .fetch_optional(&mut *conn)
             .await?;
-            let Some(row) = row else { return Ok(None) };
+            let Some(row) = row else {
+                return Ok((None, log.finish(conn).await?));
+            };
             let updated = hold_from_row(&row)?;
             let mut audit = Vec::new();
             match abort {
@@ -569,9 +599,15 @@ impl InventoryStore for SqlStore {
                 }
             }
             if frees {
-                free_held_places(conn, &updated).await?;
-                bump_version(conn, &updated.show_id).await?;
+                free_held_places(conn, &updated, &mut log).await?;
             } else {
+                log.held(
+                    &updated.show_id,
+                    &updated.id,
+                    &updated.items,
+                    Some(updated.expires_at),
+                    false,
+                );
                 sqlx::query(
                     "UPDATE show_seats SET held_until = $1 WHERE hold_id = $2 AND status = 'HELD'",
                 )
@@ -584,8 +620,9 @@ impl InventoryStore for SqlStore {
             if let Some(completion) = completion {
                 complete_in_tx(conn, completion, now).await?;
             }
-            Ok(Some(updated))
-        }))
+            Ok((Some(updated), log.finish(conn).await?))
+        });
+        flatten(self.published(result))
     }
 
     async fn holds_in_payment(
@@ -628,9 +665,12 @@ impl InventoryStore for SqlStore {
         actor: &UserId,
         now: DateTime<Utc>,
     ) -> StoreResult<Result<BookingRecord, crate::CancelRejection>> {
-        crate::write_tx!(self, |conn| async {
-            crate::bookings::cancel_in_tx(conn, id, actor, now).await
-        })
+        let result = crate::write_tx!(self, |conn| async {
+            let mut log = ChangeLog::default();
+            let booking = crate::bookings::cancel_in_tx(conn, id, actor, now, &mut log).await?;
+            Ok((booking, log.finish(conn).await?))
+        });
+        self.published(result)
     }
 
     async fn check_in(

@@ -16,6 +16,7 @@
 mod audit;
 mod bookings;
 mod catalog;
+pub mod changes;
 pub mod db;
 pub mod error;
 mod holds;
@@ -31,6 +32,7 @@ use boxoffice_domain::{
 };
 use chrono::{DateTime, Utc};
 
+pub use changes::{ChangeListener, InventorySnapshot, SeatChange, ShowChange, StandingHoldChange};
 pub use db::{parse_database_url, Backend, SqlStore, StoreConfig, POOL_SIZE_DEFAULT};
 pub use error::StoreError;
 pub use records::*;
@@ -153,6 +155,14 @@ pub struct IdempotencyCompletion {
 
 #[async_trait]
 pub trait InventoryStore: Send + Sync {
+    /// Registers a listener for the changes this node commits (called
+    /// synchronously after each commit, in no particular order across
+    /// concurrent transactions; versions give the order).
+    fn subscribe_changes(&self, listener: std::sync::Arc<dyn ChangeListener>);
+    /// The show's current version, or `None` when there is no such show.
+    async fn show_version(&self, show_id: &ShowId) -> StoreResult<Option<i64>>;
+    /// The show's whole inventory at one version.
+    async fn inventory_snapshot(&self, show_id: &ShowId) -> StoreResult<InventorySnapshot>;
     async fn inventory_state(
         &self,
         show_id: &ShowId,

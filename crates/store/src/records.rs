@@ -262,7 +262,7 @@ impl SeatStatus {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StandingState {
     pub section: String,
     pub category: String,

@@ -1,0 +1,361 @@
+//! The in-memory inventory of each show on this node: a compact status array
+//! in layout order plus the show's version, loaded from the database once and
+//! kept current by this node's own commits (the store's change feed, applied
+//! in version order) and, for changes made by other nodes, by comparing the
+//! version with the database at most every `FRESHNESS_CHECK_INTERVAL` and
+//! reloading when it moved. Seat maps and best-available are served from it,
+//! and holds for seats it knows are taken are refused without touching the
+//! database. It is only ever a filter: the store's transactions decide.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use boxoffice_domain::{HoldId, SeatId, ShowId, VenueLayout};
+use boxoffice_store::{
+    ChangeListener, InventorySnapshot, SeatChange, SeatStatus, ShowChange, StandingHoldChange,
+    StandingState, Store,
+};
+use chrono::{DateTime, Utc};
+
+use crate::error::{ServiceError, ServiceResult};
+
+/// How stale a node's view of another node's changes may get: the seat map of
+/// every node converges to the database within this (well under 1 s).
+const FRESHNESS_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// Out-of-order changes kept while waiting for the missing version; past this
+/// the show is reloaded instead.
+const PENDING_CHANGES_MAX: usize = 1_024;
+/// A held seat that never lapses (its hold is paying).
+const NEVER: i64 = i64::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Available,
+    Held { lapses_at_ms: i64 },
+    Booked,
+}
+
+struct ShowState {
+    loaded: bool,
+    version: i64,
+    places: Vec<Place>,
+    standing: Vec<StandingState>,
+    standing_holds: HashMap<HoldId, Vec<(String, u32, i64)>>,
+    pending: BTreeMap<i64, ShowChange>,
+    verified_at: Option<Instant>,
+}
+
+/// One show's inventory.
+pub struct ShowInventory {
+    layout: Arc<VenueLayout>,
+    index: HashMap<SeatId, u32>,
+    state: Mutex<ShowState>,
+    /// One reload at a time per show; readers arriving meanwhile wait for it.
+    reload: tokio::sync::Mutex<()>,
+}
+
+/// What a reader sees at one instant.
+pub struct InventoryView {
+    pub version: i64,
+    /// Places freed by time since `version` (part of the seat map's ETag).
+    pub lapsed_places: u64,
+    /// Statuses in layout order.
+    pub seats: Vec<SeatStatus>,
+    pub standing: Vec<StandingState>,
+}
+
+fn millis(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+fn place_of(change: &SeatChange) -> Place {
+    match change.status {
+        SeatStatus::Available => Place::Available,
+        SeatStatus::Booked => Place::Booked,
+        SeatStatus::Held => Place::Held {
+            lapses_at_ms: change.lapses_at.map(millis).unwrap_or(NEVER),
+        },
+    }
+}
+
+impl ShowState {
+    fn apply(&mut self, index: &HashMap<SeatId, u32>, change: &ShowChange) {
+        for seat in &change.seats {
+            if let Some(position) = index.get(&seat.seat_id) {
+                if let Some(place) = self.places.get_mut(*position as usize) {
+                    *place = place_of(seat);
+                }
+            }
+        }
+        for counters in &change.standing {
+            match self
+                .standing
+                .iter_mut()
+                .find(|s| s.section == counters.section)
+            {
+                Some(existing) => *existing = counters.clone(),
+                None => self.standing.push(counters.clone()),
+            }
+        }
+        self.apply_standing_holds(&change.standing_holds);
+        self.version = change.version;
+    }
+
+    fn apply_standing_holds(&mut self, changes: &[StandingHoldChange]) {
+        let mut touched: HashMap<&HoldId, Vec<(String, u32, i64)>> = HashMap::new();
+        for change in changes {
+            if change.removed {
+                self.standing_holds.remove(&change.hold_id);
+                touched.remove(&change.hold_id);
+            } else {
+                touched.entry(&change.hold_id).or_default().push((
+                    change.section.clone(),
+                    change.quantity,
+                    change.lapses_at.map(millis).unwrap_or(NEVER),
+                ));
+            }
+        }
+        for (hold_id, places) in touched {
+            self.standing_holds.insert(hold_id.clone(), places);
+        }
+    }
+
+    fn load(&mut self, index: &HashMap<SeatId, u32>, snapshot: InventorySnapshot) {
+        self.places = vec![Place::Available; index.len()];
+        for seat in &snapshot.seats {
+            if let Some(position) = index.get(&seat.seat_id) {
+                if let Some(place) = self.places.get_mut(*position as usize) {
+                    *place = place_of(seat);
+                }
+            }
+        }
+        self.standing = snapshot.standing;
+        self.standing_holds.clear();
+        self.apply_standing_holds(&snapshot.standing_holds);
+        self.version = snapshot.version;
+        self.pending
+            .retain(|version, _| *version > snapshot.version);
+        self.loaded = true;
+        self.drain_pending(index);
+    }
+
+    fn drain_pending(&mut self, index: &HashMap<SeatId, u32>) {
+        while let Some(change) = self.pending.remove(&(self.version + 1)) {
+            self.apply(index, &change);
+        }
+        let version = self.version;
+        self.pending.retain(|pending, _| *pending > version);
+    }
+}
+
+impl ShowInventory {
+    fn new(layout: Arc<VenueLayout>) -> ShowInventory {
+        let index = layout
+            .seats()
+            .enumerate()
+            .map(|(position, (_, _, seat))| (seat.id.clone(), position as u32))
+            .collect();
+        ShowInventory {
+            layout,
+            index,
+            state: Mutex::new(ShowState {
+                loaded: false,
+                version: -1,
+                places: Vec::new(),
+                standing: Vec::new(),
+                standing_holds: HashMap::new(),
+                pending: BTreeMap::new(),
+                verified_at: None,
+            }),
+            reload: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ShowState> {
+        // A panic while holding the lock cannot leave the array half-written
+        // in a way that matters (each place is one word); keep serving.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn layout(&self) -> &Arc<VenueLayout> {
+        &self.layout
+    }
+
+    /// The seat's position in layout order (and in `InventoryView::seats`).
+    pub fn position(&self, seat_id: &SeatId) -> Option<usize> {
+        self.index.get(seat_id).map(|position| *position as usize)
+    }
+
+    fn on_change(&self, change: &ShowChange) {
+        let mut state = self.state();
+        if !state.loaded || change.version <= state.version {
+            return;
+        }
+        if change.version == state.version + 1 {
+            state.apply(&self.index, change);
+            state.drain_pending(&self.index);
+        } else if state.pending.len() < PENDING_CHANGES_MAX {
+            state.pending.insert(change.version, change.clone());
+        } else {
+            // Too far behind: the next reader reloads.
+            state.verified_at = None;
+        }
+    }
+
+    /// The statuses at `now`: a held place whose hold lapsed reads as free.
+    pub fn view(&self, now: DateTime<Utc>) -> InventoryView {
+        let state = self.state();
+        let now_ms = millis(now);
+        let mut lapsed_places = 0u64;
+        let seats = state
+            .places
+            .iter()
+            .map(|place| match place {
+                Place::Available => SeatStatus::Available,
+                Place::Booked => SeatStatus::Booked,
+                Place::Held { lapses_at_ms } if *lapses_at_ms <= now_ms => {
+                    lapsed_places += 1;
+                    SeatStatus::Available
+                }
+                Place::Held { .. } => SeatStatus::Held,
+            })
+            .collect();
+        let mut standing = state.standing.clone();
+        for places in state.standing_holds.values() {
+            for (section, quantity, lapses_at_ms) in places {
+                if *lapses_at_ms <= now_ms {
+                    if let Some(counters) = standing.iter_mut().find(|s| &s.section == section) {
+                        counters.held = counters.held.saturating_sub(*quantity);
+                        lapsed_places += u64::from(*quantity);
+                    }
+                }
+            }
+        }
+        InventoryView {
+            version: state.version,
+            lapsed_places,
+            seats,
+            standing,
+        }
+    }
+
+    /// The requested seats this node knows are taken (booked, or held by a
+    /// hold that has not lapsed) at `now`.
+    pub fn known_taken(&self, seat_ids: &[SeatId], now: DateTime<Utc>) -> Vec<SeatId> {
+        let state = self.state();
+        let now_ms = millis(now);
+        seat_ids
+            .iter()
+            .filter(|seat_id| {
+                let place = self
+                    .index
+                    .get(seat_id)
+                    .and_then(|position| state.places.get(*position as usize));
+                match place {
+                    Some(Place::Booked) => true,
+                    Some(Place::Held { lapses_at_ms }) => *lapses_at_ms > now_ms,
+                    _ => false,
+                }
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// The inventories of every show this node has served.
+pub struct InventoryEngine {
+    store: Arc<dyn Store>,
+    shows: RwLock<HashMap<ShowId, Arc<ShowInventory>>>,
+}
+
+impl ChangeListener for InventoryEngine {
+    fn on_change(&self, change: &ShowChange) {
+        let show = self
+            .shows
+            .read()
+            .ok()
+            .and_then(|shows| shows.get(&change.show_id).cloned());
+        if let Some(show) = show {
+            show.on_change(change);
+        }
+    }
+}
+
+impl InventoryEngine {
+    pub fn new(store: Arc<dyn Store>) -> Arc<InventoryEngine> {
+        let engine = Arc::new(InventoryEngine {
+            store: store.clone(),
+            shows: RwLock::new(HashMap::new()),
+        });
+        store.subscribe_changes(engine.clone());
+        engine
+    }
+
+    /// The show's inventory, current to within `FRESHNESS_CHECK_INTERVAL` of
+    /// other nodes' changes and exact for this node's own.
+    pub async fn show(
+        &self,
+        show_id: &ShowId,
+        layout: Arc<VenueLayout>,
+    ) -> ServiceResult<Arc<ShowInventory>> {
+        let existing = self
+            .shows
+            .read()
+            .ok()
+            .and_then(|shows| shows.get(show_id).cloned());
+        let show = match existing {
+            Some(show) => show,
+            None => {
+                let created = Arc::new(ShowInventory::new(layout));
+                match self.shows.write() {
+                    Ok(mut shows) => shows.entry(show_id.clone()).or_insert(created).clone(),
+                    Err(_) => created,
+                }
+            }
+        };
+        self.refresh(show_id, &show).await?;
+        Ok(show)
+    }
+
+    async fn refresh(&self, show_id: &ShowId, show: &ShowInventory) -> ServiceResult<()> {
+        if Self::fresh(show) {
+            return Ok(());
+        }
+        let _reloading = show.reload.lock().await;
+        if Self::fresh(show) {
+            return Ok(());
+        }
+        let database_version = self
+            .store
+            .show_version(show_id)
+            .await?
+            .ok_or(ServiceError::NotFound { what: "show" })?;
+        let known_version = {
+            let state = show.state();
+            state.loaded.then_some(state.version)
+        };
+        if known_version == Some(database_version) {
+            show.state().verified_at = Some(Instant::now());
+            return Ok(());
+        }
+        let snapshot = self.store.inventory_snapshot(show_id).await?;
+        let mut state = show.state();
+        if !state.loaded || snapshot.version > state.version {
+            state.load(&show.index, snapshot);
+            metrics::counter!("boxoffice_inventory_reloads_total").increment(1);
+        }
+        state.verified_at = Some(Instant::now());
+        Ok(())
+    }
+
+    fn fresh(show: &ShowInventory) -> bool {
+        let state = show.state();
+        state.loaded
+            && state
+                .verified_at
+                .is_some_and(|at| at.elapsed() < FRESHNESS_CHECK_INTERVAL)
+    }
+}
