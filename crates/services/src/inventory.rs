@@ -359,3 +359,190 @@ impl InventoryEngine {
                 .is_some_and(|at| at.elapsed() < FRESHNESS_CHECK_INTERVAL)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use boxoffice_domain::VenueInput;
+
+    fn layout() -> Arc<VenueLayout> {
+        let input: VenueInput = serde_json::from_value(serde_json::json!({
+            "name": "Hall", "city": "Berlin", "timezone": "Europe/Berlin",
+            "sections": [
+                {"id": "A", "kind": "seated", "category": "std", "rows": [{"label": "1", "seats": 4}]},
+                {"id": "FLOOR", "kind": "standing", "category": "ga", "capacity": 10}
+            ]
+        }))
+        .unwrap();
+        Arc::new(input.validate().unwrap().layout)
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    fn seat(id: &str, status: SeatStatus, lapses_at: Option<DateTime<Utc>>) -> SeatChange {
+        SeatChange {
+            seat_id: SeatId::parse(id).unwrap(),
+            status,
+            lapses_at,
+        }
+    }
+
+    fn change(version: i64, seats: Vec<SeatChange>) -> ShowChange {
+        ShowChange {
+            show_id: ShowId::generate(0, 1),
+            version,
+            seats,
+            standing: Vec::new(),
+            standing_holds: Vec::new(),
+        }
+    }
+
+    fn loaded(version: i64) -> ShowInventory {
+        let inventory = ShowInventory::new(layout());
+        inventory.state().load(
+            &inventory.index,
+            InventorySnapshot {
+                version,
+                seats: Vec::new(),
+                standing: vec![StandingState {
+                    section: "FLOOR".into(),
+                    category: "ga".into(),
+                    capacity: 10,
+                    held: 0,
+                    booked: 0,
+                }],
+                standing_holds: Vec::new(),
+            },
+        );
+        inventory
+    }
+
+    fn statuses(inventory: &ShowInventory, now: DateTime<Utc>) -> Vec<SeatStatus> {
+        inventory.view(now).seats
+    }
+
+    #[test]
+    fn changes_apply_in_version_order_even_when_they_arrive_out_of_order() {
+        let inventory = loaded(5);
+        inventory.on_change(&change(7, vec![seat("A-1-2", SeatStatus::Booked, None)]));
+        // Version 6 is missing: 7 waits.
+        assert_eq!(inventory.view(at(0)).version, 5);
+        assert_eq!(statuses(&inventory, at(0))[1], SeatStatus::Available);
+        inventory.on_change(&change(
+            6,
+            vec![seat("A-1-2", SeatStatus::Held, Some(at(60)))],
+        ));
+        let view = inventory.view(at(0));
+        assert_eq!(view.version, 7);
+        assert_eq!(
+            view.seats[1],
+            SeatStatus::Booked,
+            "7 applied after 6, not the other way round"
+        );
+    }
+
+    #[test]
+    fn old_and_repeated_changes_are_ignored() {
+        let inventory = loaded(5);
+        inventory.on_change(&change(
+            6,
+            vec![seat("A-1-1", SeatStatus::Held, Some(at(60)))],
+        ));
+        inventory.on_change(&change(5, vec![seat("A-1-1", SeatStatus::Available, None)]));
+        inventory.on_change(&change(6, vec![seat("A-1-1", SeatStatus::Available, None)]));
+        assert_eq!(statuses(&inventory, at(0))[0], SeatStatus::Held);
+    }
+
+    #[test]
+    fn a_lapsed_hold_reads_as_available_and_is_not_known_taken() {
+        let inventory = loaded(1);
+        inventory.on_change(&change(
+            2,
+            vec![
+                seat("A-1-1", SeatStatus::Held, Some(at(10))),
+                seat("A-1-2", SeatStatus::Held, None),
+            ],
+        ));
+        let ids = [
+            SeatId::parse("A-1-1").unwrap(),
+            SeatId::parse("A-1-2").unwrap(),
+        ];
+        assert_eq!(inventory.known_taken(&ids, at(9)).len(), 2);
+        let later = inventory.view(at(11));
+        assert_eq!(later.seats[0], SeatStatus::Available, "lapsed at 10");
+        assert_eq!(
+            later.seats[1],
+            SeatStatus::Held,
+            "a paying hold never lapses"
+        );
+        assert_eq!(later.lapsed_places, 1);
+        assert_eq!(inventory.known_taken(&ids, at(11)), vec![ids[1].clone()]);
+    }
+
+    #[test]
+    fn lapsed_standing_holds_count_as_free() {
+        let inventory = loaded(1);
+        let hold = HoldId::generate(0, 7);
+        let mut held = change(2, Vec::new());
+        held.standing = vec![StandingState {
+            section: "FLOOR".into(),
+            category: "ga".into(),
+            capacity: 10,
+            held: 3,
+            booked: 0,
+        }];
+        held.standing_holds = vec![StandingHoldChange {
+            hold_id: hold.clone(),
+            section: "FLOOR".into(),
+            quantity: 3,
+            lapses_at: Some(at(10)),
+            removed: false,
+        }];
+        inventory.on_change(&held);
+        assert_eq!(inventory.view(at(9)).standing[0].held, 3);
+        assert_eq!(inventory.view(at(10)).standing[0].held, 0);
+        let mut expired = change(3, Vec::new());
+        expired.standing = vec![StandingState {
+            section: "FLOOR".into(),
+            category: "ga".into(),
+            capacity: 10,
+            held: 0,
+            booked: 0,
+        }];
+        expired.standing_holds = vec![StandingHoldChange {
+            hold_id: hold,
+            section: "FLOOR".into(),
+            quantity: 3,
+            lapses_at: None,
+            removed: true,
+        }];
+        inventory.on_change(&expired);
+        let view = inventory.view(at(11));
+        assert_eq!(
+            (view.standing[0].held, view.lapsed_places),
+            (0, 0),
+            "not subtracted twice"
+        );
+    }
+
+    #[test]
+    fn a_reload_drops_pending_changes_it_already_contains() {
+        let inventory = loaded(1);
+        inventory.on_change(&change(3, vec![seat("A-1-3", SeatStatus::Booked, None)]));
+        inventory.on_change(&change(5, vec![seat("A-1-4", SeatStatus::Booked, None)]));
+        inventory.state().load(
+            &inventory.index,
+            InventorySnapshot {
+                version: 4,
+                seats: vec![seat("A-1-3", SeatStatus::Booked, None)],
+                standing: Vec::new(),
+                standing_holds: Vec::new(),
+            },
+        );
+        let view = inventory.view(at(0));
+        assert_eq!(view.version, 5, "the pending 5 follows the reloaded 4");
+        assert_eq!(view.seats[2..], [SeatStatus::Booked, SeatStatus::Booked]);
+    }
+}
