@@ -56,6 +56,9 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Load-test a server over its public API (flash sale, browse, buy,
+    /// baseline) and check the sale's invariants from the outside.
+    Loadtest(crate::loadtest::LoadtestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,7 +155,32 @@ pub struct ServicesArgs {
         value_parser = clap::value_parser!(u64).range(1..=INTERVAL_MILLISECONDS_MAX)
     )]
     pub payment_timeout_ms: u64,
+    /// How holds are executed: `batched` (per-show group commit) or `naive`
+    /// (one transaction per request, kept to compare the two).
+    #[arg(long, env = "BOXOFFICE_HOLD_STRATEGY", default_value = "batched", value_parser = ["batched", "naive"])]
+    pub hold_strategy: String,
+    /// How long the first hold of a batch waits for others (microseconds).
+    #[arg(
+        long,
+        env = "BOXOFFICE_BATCH_WINDOW_MICROSECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(0..=BATCH_WINDOW_MICROSECONDS_MAX)
+    )]
+    pub batch_window_microseconds: u64,
+    /// Holds decided in one batch transaction at most.
+    #[arg(
+        long,
+        env = "BOXOFFICE_BATCH_SIZE_MAX",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u64).range(1..=BATCH_SIZE_MAX)
+    )]
+    pub batch_size_max: u64,
 }
+
+/// A batch window above 100 ms would only add latency.
+const BATCH_WINDOW_MICROSECONDS_MAX: u64 = 100_000;
+/// Larger batches hold their row locks longer than they save in commits.
+const BATCH_SIZE_MAX: u64 = 4_096;
 
 impl ServicesArgs {
     pub fn services_config(&self) -> boxoffice_services::ServicesConfig {
@@ -163,6 +191,12 @@ impl ServicesArgs {
                     self.payment_timeout_ms.saturating_mul(2),
                 )
                 .max(Duration::from_secs(IDEMPOTENCY_STALE_AFTER_SECONDS_MIN)),
+                hold_strategy: boxoffice_services::HoldStrategy::parse(&self.hold_strategy)
+                    .unwrap_or(boxoffice_services::HoldStrategy::Batched),
+                batch_limits: boxoffice_services::BatchLimits {
+                    window: Duration::from_micros(self.batch_window_microseconds),
+                    size_max: usize::try_from(self.batch_size_max).unwrap_or(256),
+                },
             },
             sandbox_latency: Duration::from_millis(self.sandbox_latency_ms),
             jwt_secret: self

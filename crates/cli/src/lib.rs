@@ -5,6 +5,7 @@
 //! - [`serve`]: `boxoffice serve`, the start-up sequence and graceful shutdown.
 //! - [`demo`]: the demo venues, events and shows of `serve --demo` and `demo`.
 //! - [`admin`]: `boxoffice migrate` and `boxoffice admin create-user`.
+//! - [`loadtest`]: `boxoffice loadtest`, the options of `boxoffice-loadgen`.
 //!
 //! This is the only crate that uses `anyhow`: errors of the layers below are
 //! typed, and here at the edge they only need a readable message.
@@ -12,6 +13,7 @@
 pub mod admin;
 pub mod config;
 pub mod demo;
+pub mod loadtest;
 pub mod serve;
 
 use std::io::IsTerminal;
@@ -39,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Admin {
                 command: config::AdminCommand::CreateUser(args),
             } => admin::create_user(&args).await,
+            Command::Loadtest(args) => loadtest::run(args).await,
         }
     })
 }

@@ -21,6 +21,7 @@
 //! - [`status`]: the status enums shared by every layer.
 //! - [`ticket`]: signing and verifying ticket codes offline.
 
+pub mod batch;
 pub mod best_available;
 pub mod field_error;
 pub mod hold;
@@ -34,6 +35,7 @@ pub mod text;
 pub mod ticket;
 mod ulid;
 
+pub use batch::{decide_batch, BatchDecision, BatchRequest, BatchState};
 pub use best_available::best_available;
 pub use field_error::*;
 pub use hold::*;

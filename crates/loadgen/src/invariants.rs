@@ -143,7 +143,10 @@ fn check_counts(outcome: &SaleOutcome, map: &SeatMap) -> Check {
     let slack = outcome.unknown_places;
     let passed = taken >= won && taken <= won + slack;
     let detail = if slack == 0 {
-        format!("map {taken} (held {} + booked {}), answers {won}", map.held, map.booked)
+        format!(
+            "map {taken} (held {} + booked {}), answers {won}",
+            map.held, map.booked
+        )
     } else {
         format!(
             "map {taken} (held {} + booked {}), answers {won}, plus up to {slack} places of \
@@ -175,7 +178,12 @@ fn check_no_double_hold(outcome: &SaleOutcome) -> Check {
         format!(
             "{} seats held twice, e.g. {}",
             doubled.len(),
-            doubled.iter().take(5).copied().collect::<Vec<_>>().join(", ")
+            doubled
+                .iter()
+                .take(5)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     };
     Check {
@@ -313,7 +321,11 @@ mod tests {
     }
 
     fn failed(checks: &[Check]) -> Vec<&'static str> {
-        checks.iter().filter(|c| !c.passed).map(|c| c.name).collect()
+        checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect()
     }
 
     #[test]

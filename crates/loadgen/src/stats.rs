@@ -227,12 +227,16 @@ mod tests {
 
     #[test]
     fn merging_adds_counts_and_errors() {
-        let mut first = Tally::default();
-        first.attempts = 3;
+        let mut first = Tally {
+            attempts: 3,
+            ..Tally::default()
+        };
         first.successes.record(Duration::from_millis(1));
         first.errors.add("transport:timeout");
-        let mut second = Tally::default();
-        second.attempts = 2;
+        let mut second = Tally {
+            attempts: 2,
+            ..Tally::default()
+        };
         second.losers.record(Duration::from_millis(2));
         second.errors.add("transport:timeout");
         second.errors.add("http_500");

@@ -142,7 +142,19 @@ fn normalize_email(email: &str, errors: &mut Vec<FieldError>) -> String {
     email
 }
 
+/// Argon2 takes ~19 MiB and a core per hash: more at once than there are
+/// cores only queues work and grows memory (each blocking thread keeps its
+/// buffers), so hashing and verifying share this many permits.
+const PASSWORD_HASHES_IN_PARALLEL_MAX: usize = 2;
+
+static PASSWORD_HASHING: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(PASSWORD_HASHES_IN_PARALLEL_MAX);
+
 async fn hash_password(password: String) -> ServiceResult<String> {
+    let _permit = PASSWORD_HASHING
+        .acquire()
+        .await
+        .map_err(|error| ServiceError::Internal(error.to_string()))?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -155,6 +167,9 @@ async fn hash_password(password: String) -> ServiceResult<String> {
 }
 
 async fn verify_password(password: String, hash: String) -> bool {
+    let Ok(_permit) = PASSWORD_HASHING.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {

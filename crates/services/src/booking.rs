@@ -5,22 +5,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use boxoffice_domain::{
-    best_available, BookingId, BookingStatus, HoldId, HoldRequestInput, HoldSelection, HoldStatus,
-    Money, PaymentId, Role, SeatId, ShowStatus, TicketClaims, TicketId, TicketSigner,
-    TicketVerifier, UserId, TICKET_CODE_LENGTH_MAX,
+    BookingId, BookingStatus, HoldId, HoldRequestInput, HoldSelection, HoldStatus, Money,
+    PaymentId, Role, SeatId, ShowStatus, TicketClaims, TicketId, TicketSigner, TicketVerifier,
+    UserId, TICKET_CODE_LENGTH_MAX,
 };
 use boxoffice_store::{
     AuditFilter, AuditRecord, BookingFilter, BookingRecord, BookingRejection, CancelRejection,
     CheckinRejection, HeldSeat, HeldStanding, HoldItems, HoldRecord, HoldRejection,
     HoldStateRejection, IdempotencyClaim, IdempotencyCompletion, IdempotencyScope, NewBooking,
-    NewHold, Page, PageRequest, PaymentAbort, PaymentRecord, PaymentStartRejection, SeatStatus,
-    Store, StoredResponse, TicketRecord, TicketStatus,
+    NewHold, Page, PageRequest, PaymentAbort, PaymentRecord, PaymentStartRejection, Store,
+    StoredResponse, TicketRecord, TicketStatus,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
+use crate::batcher::{BatchLimits, HoldBatcher, HoldStrategy};
 use crate::catalog::{parse_show_id, CatalogService};
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
@@ -51,13 +52,18 @@ pub struct BookingConfig {
     /// An `Idempotency-Key` claim older than this belongs to a request that
     /// died with its server and may be taken over.
     pub idempotency_stale_after: Duration,
+    /// One transaction per hold, or the per-show group commit.
+    pub hold_strategy: HoldStrategy,
+    pub batch_limits: BatchLimits,
 }
 
 impl Default for BookingConfig {
     fn default() -> Self {
         BookingConfig {
             payment_timeout: Duration::from_secs(5),
-            idempotency_stale_after: Duration::from_secs(60),
+            idempotency_stale_after: Duration::from_secs(10),
+            hold_strategy: HoldStrategy::Batched,
+            batch_limits: BatchLimits::default(),
         }
     }
 }
@@ -109,6 +115,8 @@ pub struct BookingService {
     verifier: TicketVerifier,
     config: BookingConfig,
     render_error: ErrorRenderer,
+    /// Present with the `batched` hold strategy.
+    batcher: Option<Arc<HoldBatcher>>,
 }
 
 fn stored_json<T: Serialize>(status: u16, value: &T) -> StoredResponse {
@@ -134,7 +142,10 @@ impl BookingService {
         render_error: ErrorRenderer,
     ) -> Self {
         let verifier = signer.verifier();
+        let batcher = (config.hold_strategy == HoldStrategy::Batched)
+            .then(|| HoldBatcher::new(store.clone(), config.batch_limits));
         BookingService {
+            batcher,
             store,
             clock,
             gateway,
@@ -288,7 +299,7 @@ impl BookingService {
         scope: Option<&IdempotencyScope>,
     ) -> ServiceResult<HoldView> {
         let now = self.clock.now();
-        let items = self.resolve_selection(show, layout, selection).await?;
+        let (items, _picked) = self.resolve_selection(show, layout, selection).await?;
         if scope.is_none() && !items.seats.is_empty() {
             // Fast reject: seats this node already knows are taken lose
             // without a database round trip. (With an Idempotency-Key the
@@ -357,7 +368,11 @@ impl BookingService {
             scope: scope.clone(),
             response: stored_json(201, &view),
         });
-        match self.store.create_hold(&hold, completion.as_ref()).await? {
+        let outcome = match &self.batcher {
+            Some(batcher) => batcher.submit(hold, completion).await?,
+            None => self.store.create_hold(&hold, completion.as_ref()).await?,
+        };
+        match outcome {
             Ok(_) => Ok(view),
             Err(HoldRejection::SeatsUnavailable { seat_ids }) => {
                 Err(ServiceError::SeatsUnavailable {
@@ -388,7 +403,7 @@ impl BookingService {
         show: &boxoffice_store::ShowRecord,
         layout: &boxoffice_domain::VenueLayout,
         selection: &HoldSelection,
-    ) -> ServiceResult<HoldItems> {
+    ) -> ServiceResult<(HoldItems, Option<crate::inventory::TentativePick>)> {
         let price_of = |category: &str| -> ServiceResult<Money> {
             show.prices
                 .get(category)
@@ -396,6 +411,7 @@ impl BookingService {
                 .ok_or_else(|| ServiceError::Internal(format!("no price for category {category}")))
         };
         let mut items = HoldItems::default();
+        let mut tentative = None;
         match selection {
             HoldSelection::Seats(seat_ids) => {
                 let mut unknown = Vec::new();
@@ -440,21 +456,16 @@ impl BookingService {
                         ));
                     }
                 }
-                let (inventory, state) = self.catalog.inventory_of(show).await?;
-                let is_available = |seat: &SeatId| {
-                    inventory
-                        .position(seat)
-                        .and_then(|position| state.seats.get(position))
-                        .is_some_and(|status| *status == SeatStatus::Available)
-                };
-                let Some(picked) =
-                    best_available(layout, &is_available, *quantity, category.as_deref())
+                let inventory = self.catalog.inventory(show).await?;
+                let Some((picked, guard)) =
+                    inventory.pick_best_available(*quantity, category.as_deref(), self.clock.now())
                 else {
                     return Err(ServiceError::SeatsUnavailable {
                         seat_ids: Vec::new(),
                         sections: Vec::new(),
                     });
                 };
+                tentative = Some(guard);
                 for seat_id in picked {
                     if let Some((section, _row, seat)) = layout.find_seat(&seat_id) {
                         items.seats.push(HeldSeat {
@@ -467,7 +478,7 @@ impl BookingService {
                 }
             }
         }
-        Ok(items)
+        Ok((items, tentative))
     }
 
     async fn owned_hold(&self, caller: &AuthUser, id: &str) -> ServiceResult<HoldRecord> {

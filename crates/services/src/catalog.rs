@@ -797,6 +797,14 @@ impl CatalogService {
         })
     }
 
+    /// The seat map's current ETag, without building the map (for 304s).
+    pub async fn seat_map_etag(&self, id: &str) -> ServiceResult<String> {
+        let show = self.show_record(id).await?;
+        let inventory = self.inventory(&show).await?;
+        let (version, lapsed_places) = inventory.version_and_lapsed(self.clock.now());
+        Ok(format!("W/\"{}-{}-{}\"", show.id, version, lapsed_places))
+    }
+
     /// The seat map and its ETag (the version plus places freed by time since).
     pub async fn seat_map(&self, id: &str) -> ServiceResult<(SeatMapView, String)> {
         let show = self.show_record(id).await?;

@@ -7,11 +7,11 @@
 //! and holds for seats it knows are taken are refused without touching the
 //! database. It is only ever a filter: the store's transactions decide.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use boxoffice_domain::{HoldId, SeatId, ShowId, VenueLayout};
+use boxoffice_domain::{best_available, HoldId, SeatId, ShowId, VenueLayout};
 use boxoffice_store::{
     ChangeListener, InventorySnapshot, SeatChange, SeatStatus, ShowChange, StandingHoldChange,
     StandingState, Store,
@@ -44,6 +44,26 @@ struct ShowState {
     standing_holds: HashMap<HoldId, Vec<(String, u32, i64)>>,
     pending: BTreeMap<i64, ShowChange>,
     verified_at: Option<Instant>,
+    /// Seats picked by best-available requests of this node that are still on
+    /// their way to the database: other pickers skip them, so that concurrent
+    /// best-available buyers do not all pick the same "best" seats and lose.
+    tentative: HashSet<u32>,
+}
+
+/// Seats a best-available request picked; released (for other pickers) when
+/// the request is done, whatever its outcome.
+pub struct TentativePick {
+    inventory: Arc<ShowInventory>,
+    positions: Vec<u32>,
+}
+
+impl Drop for TentativePick {
+    fn drop(&mut self) {
+        let mut state = self.inventory.state();
+        for position in &self.positions {
+            state.tentative.remove(position);
+        }
+    }
 }
 
 /// One show's inventory.
@@ -167,6 +187,7 @@ impl ShowInventory {
                 standing_holds: HashMap::new(),
                 pending: BTreeMap::new(),
                 verified_at: None,
+                tentative: HashSet::new(),
             }),
             reload: tokio::sync::Mutex::new(()),
         }
@@ -205,6 +226,30 @@ impl ShowInventory {
         }
     }
 
+    /// The version and how many places lapsed since (the seat map's ETag),
+    /// without copying the statuses.
+    pub fn version_and_lapsed(&self, now: DateTime<Utc>) -> (i64, u64) {
+        let state = self.state();
+        let now_ms = millis(now);
+        let seats = state
+            .places
+            .iter()
+            .filter(
+                |place| matches!(place, Place::Held { lapses_at_ms } if *lapses_at_ms <= now_ms),
+            )
+            .count() as u64;
+        let standing: u64 = state
+            .standing_holds
+            .values()
+            .flatten()
+            .filter(|(section, _, lapses_at_ms)| {
+                *lapses_at_ms <= now_ms && state.standing.iter().any(|s| &s.section == section)
+            })
+            .map(|(_, quantity, _)| u64::from(*quantity))
+            .sum();
+        (state.version, seats + standing)
+    }
+
     /// The statuses at `now`: a held place whose hold lapsed reads as free.
     pub fn view(&self, now: DateTime<Utc>) -> InventoryView {
         let state = self.state();
@@ -240,6 +285,45 @@ impl ShowInventory {
             seats,
             standing,
         }
+    }
+
+    /// Picks the best adjacent seats that are free now and not picked by
+    /// another request of this node in flight, and marks them picked until
+    /// the returned guard is dropped.
+    pub fn pick_best_available(
+        self: &Arc<Self>,
+        quantity: u32,
+        category: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Option<(Vec<SeatId>, TentativePick)> {
+        let mut state = self.state();
+        let now_ms = millis(now);
+        let picked = {
+            let state = &*state;
+            let is_available = |seat: &SeatId| {
+                self.index.get(seat).is_some_and(|position| {
+                    !state.tentative.contains(position)
+                        && match state.places.get(*position as usize) {
+                            Some(Place::Available) => true,
+                            Some(Place::Held { lapses_at_ms }) => *lapses_at_ms <= now_ms,
+                            _ => false,
+                        }
+                })
+            };
+            best_available(&self.layout, &is_available, quantity, category)?
+        };
+        let positions: Vec<u32> = picked
+            .iter()
+            .filter_map(|seat| self.index.get(seat).copied())
+            .collect();
+        state.tentative.extend(positions.iter().copied());
+        Some((
+            picked,
+            TentativePick {
+                inventory: self.clone(),
+                positions,
+            },
+        ))
     }
 
     /// The requested seats this node knows are taken (booked, or held by a

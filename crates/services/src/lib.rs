@@ -13,6 +13,7 @@
 //! objects so that tests and other deployments can swap adapters.
 
 pub mod auth;
+pub mod batcher;
 pub mod booking;
 pub mod catalog;
 pub mod clock;
@@ -29,6 +30,7 @@ use boxoffice_store::Store;
 use tokio::sync::watch;
 
 pub use auth::{AuthService, AuthUser};
+pub use batcher::{BatchLimits, HoldStrategy};
 pub use booking::{BookingConfig, BookingService, ErrorRenderer, IdempotencyRequest, Replayable};
 pub use catalog::CatalogService;
 pub use clock::{Clock, SystemClock};

@@ -23,7 +23,7 @@ use crate::{
 /// Due holds expired inside one hold-creating transaction. Bounded so that a
 /// backlog (the sweeper was down) cannot make one request arbitrarily slow;
 /// the sweeper clears the rest.
-const LAZY_EXPIRY_BATCH_MAX: u32 = 200;
+pub(crate) const LAZY_EXPIRY_BATCH_MAX: u32 = 200;
 
 pub(crate) const HOLD_COLUMNS: &str =
     "id, show_id, user_id, status, items, total_amount, currency, created_at, \
@@ -140,7 +140,7 @@ pub(crate) fn hold_audit(
     }
 }
 
-fn places_json(hold: &HoldRecord) -> serde_json::Value {
+pub(crate) fn places_json(hold: &HoldRecord) -> serde_json::Value {
     serde_json::json!({
         "seats": hold.items.seats.iter().map(|s| s.seat_id.as_str()).collect::<Vec<_>>(),
         "standing": hold.items.standing.iter().map(|s| serde_json::json!({"section": s.section, "quantity": s.quantity})).collect::<Vec<_>>(),
@@ -292,7 +292,10 @@ async fn take_places(
     Ok(())
 }
 
-async fn insert_hold(conn: &mut AnyConnection, hold: &NewHold) -> StoreResult<HoldRecord> {
+pub(crate) async fn insert_hold(
+    conn: &mut AnyConnection,
+    hold: &NewHold,
+) -> StoreResult<HoldRecord> {
     sqlx::query(
         "INSERT INTO holds (id, show_id, user_id, status, items, ticket_count, total_amount, currency, created_at, expires_at) \
          VALUES ($1, $2, $3, 'ACTIVE', $4, $5, $6, $7, $8, $9)",
@@ -357,6 +360,19 @@ impl InventoryStore for SqlStore {
         now: DateTime<Utc>,
     ) -> StoreResult<(Vec<crate::SectionSales>, i64, u64)> {
         crate::bookings::sales(&self.pool, show_id, now).await
+    }
+
+    async fn create_holds_batch(
+        &self,
+        show_id: &ShowId,
+        holds: &[(NewHold, Option<IdempotencyCompletion>)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Result<HoldRecord, HoldRejection>>> {
+        let backend = self.backend();
+        let result = crate::write_tx!(self, |conn| async {
+            crate::batch::holds_batch_tx(conn, backend, show_id, holds, now).await
+        });
+        flatten(self.published(result))
     }
 
     async fn create_hold(

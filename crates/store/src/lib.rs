@@ -14,6 +14,7 @@
 //! its audit record in that same transaction.
 
 mod audit;
+mod batch;
 mod bookings;
 mod catalog;
 pub mod changes;
@@ -174,6 +175,15 @@ pub trait InventoryStore: Send + Sync {
         show_id: &ShowId,
         now: DateTime<Utc>,
     ) -> StoreResult<(Vec<SectionSales>, i64, u64)>;
+    /// Group commit: decides holds of ONE show in arrival order, each all or
+    /// nothing, in one transaction (rows locked in seat-ID order), and writes
+    /// the winners. Equivalent to calling `create_hold` for each in turn.
+    async fn create_holds_batch(
+        &self,
+        show_id: &ShowId,
+        holds: &[(NewHold, Option<IdempotencyCompletion>)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Result<HoldRecord, HoldRejection>>>;
     /// All-or-nothing; expires the show's due holds first, so an expired hold
     /// never blocks a new one.
     async fn create_hold(

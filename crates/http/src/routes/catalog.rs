@@ -198,22 +198,31 @@ pub async fn seat_map(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (view, etag) = state.services.catalog.seat_map(&id).await?;
-    let etag_value =
-        HeaderValue::from_str(&etag).map_err(|e| ServiceError::Internal(e.to_string()))?;
-    let matches = headers
+    let if_none_match = headers
         .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|candidates| {
+        .and_then(|v| v.to_str().ok());
+    let matches = |etag: &str| {
+        if_none_match.is_some_and(|candidates| {
             candidates
                 .split(',')
                 .any(|c| c.trim() == etag || c.trim() == "*")
-        });
-    let mut response = if matches {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        Json(view).into_response()
+        })
     };
+    // A client that has the current map gets 304 without the map being built.
+    let current = state.services.catalog.seat_map_etag(&id).await?;
+    let (mut response, etag) = if matches(&current) {
+        (StatusCode::NOT_MODIFIED.into_response(), current)
+    } else {
+        let (view, etag) = state.services.catalog.seat_map(&id).await?;
+        let response = if matches(&etag) {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            Json(view).into_response()
+        };
+        (response, etag)
+    };
+    let etag_value =
+        HeaderValue::from_str(&etag).map_err(|e| ServiceError::Internal(e.to_string()))?;
     response.headers_mut().insert(header::ETAG, etag_value);
     response
         .headers_mut()
