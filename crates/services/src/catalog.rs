@@ -35,6 +35,11 @@ pub const MAX_TICKETS_PER_USER_MAX: i64 = 1_000;
 /// Admission rate bounds for the waiting room (per minute).
 pub const ADMIT_PER_MINUTE_MAX: i64 = 1_000_000;
 pub const SEARCH_QUERY_LENGTH_MAX: usize = 200;
+/// How long a node trusts its copy of a show row (status, prices, limits):
+/// the bound on how late another node's `PATCH` takes effect here.
+const SHOW_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Cached shows at most; past it, expired entries are dropped.
+const SHOW_CACHE_ENTRIES_MAX: usize = 10_000;
 
 fn text_error(field: &str, value: &str, min: usize, max: usize, errors: &mut Vec<FieldError>) {
     let length = value.chars().count();
@@ -329,6 +334,10 @@ pub struct CatalogService {
     inventory: Arc<InventoryEngine>,
     /// Venues never change once created, so their parsed layouts are cached.
     layouts: RwLock<HashMap<VenueId, Arc<VenueLayout>>>,
+    /// Recently read shows, with when they were read.
+    shows: RwLock<HashMap<ShowId, (std::time::Instant, ShowRecord)>>,
+    /// The last serialized seat map per show, with its ETag.
+    seat_maps: RwLock<HashMap<ShowId, (String, Arc<String>)>>,
 }
 
 pub(crate) fn parse_show_id(id: &str) -> ServiceResult<ShowId> {
@@ -426,6 +435,8 @@ impl CatalogService {
             clock,
             inventory,
             layouts: RwLock::new(HashMap::new()),
+            shows: RwLock::new(HashMap::new()),
+            seat_maps: RwLock::new(HashMap::new()),
         }
     }
 
@@ -681,6 +692,7 @@ impl CatalogService {
             updated_at: now,
         };
         self.store.insert_show(&show, &layout, &caller.id).await?;
+        self.remember_show(&show);
         self.show_view(&show, Some(&event)).await
     }
 
@@ -729,15 +741,39 @@ impl CatalogService {
             .update_show(&id, &patch, &caller.id, self.clock.now())
             .await?
             .ok_or(ServiceError::NotFound { what: "show" })?;
+        self.remember_show(&updated);
         self.show_view(&updated, None).await
     }
 
+    /// The show, from a short-lived cache: a hold must not cost a database
+    /// read of the show row. This node's own updates refresh the cache at
+    /// once; other nodes' updates (a `PATCH` to `PAUSED`, new prices) reach
+    /// it within `SHOW_CACHE_TTL`.
     pub async fn show_record(&self, id: &str) -> ServiceResult<ShowRecord> {
         let id = parse_show_id(id)?;
-        self.store
+        if let Ok(cache) = self.shows.read() {
+            if let Some((loaded_at, show)) = cache.get(&id) {
+                if loaded_at.elapsed() < SHOW_CACHE_TTL {
+                    return Ok(show.clone());
+                }
+            }
+        }
+        let show = self
+            .store
             .show(&id)
             .await?
-            .ok_or(ServiceError::NotFound { what: "show" })
+            .ok_or(ServiceError::NotFound { what: "show" })?;
+        self.remember_show(&show);
+        Ok(show)
+    }
+
+    fn remember_show(&self, show: &ShowRecord) {
+        if let Ok(mut cache) = self.shows.write() {
+            if cache.len() >= SHOW_CACHE_ENTRIES_MAX {
+                cache.retain(|_, (loaded_at, _)| loaded_at.elapsed() < SHOW_CACHE_TTL);
+            }
+            cache.insert(show.id.clone(), (std::time::Instant::now(), show.clone()));
+        }
     }
 
     pub async fn show(&self, id: &str) -> ServiceResult<ShowView> {
@@ -803,6 +839,32 @@ impl CatalogService {
         let inventory = self.inventory(&show).await?;
         let (version, lapsed_places) = inventory.version_and_lapsed(self.clock.now());
         Ok(format!("W/\"{}-{}-{}\"", show.id, version, lapsed_places))
+    }
+
+    /// The seat map serialized as JSON, and its ETag. The serialized map is
+    /// kept per show until its ETag changes, so that a crowd reading an
+    /// unchanged map does not rebuild 6 MB of JSON per request.
+    pub async fn seat_map_json(&self, id: &str) -> ServiceResult<(Arc<String>, String)> {
+        let current = self.seat_map_etag(id).await?;
+        let show_id = parse_show_id(id)?;
+        if let Ok(cache) = self.seat_maps.read() {
+            if let Some((etag, json)) = cache.get(&show_id) {
+                if *etag == current {
+                    return Ok((json.clone(), current));
+                }
+            }
+        }
+        let (view, etag) = self.seat_map(id).await?;
+        let json = Arc::new(
+            serde_json::to_string(&view).map_err(|e| ServiceError::Internal(e.to_string()))?,
+        );
+        if let Ok(mut cache) = self.seat_maps.write() {
+            if cache.len() >= SHOW_CACHE_ENTRIES_MAX {
+                cache.clear();
+            }
+            cache.insert(show_id, (etag.clone(), json.clone()));
+        }
+        Ok((json, etag))
     }
 
     /// The seat map and its ETag (the version plus places freed by time since).

@@ -213,11 +213,18 @@ pub async fn seat_map(
     let (mut response, etag) = if matches(&current) {
         (StatusCode::NOT_MODIFIED.into_response(), current)
     } else {
-        let (view, etag) = state.services.catalog.seat_map(&id).await?;
+        let (json, etag) = state.services.catalog.seat_map_json(&id).await?;
         let response = if matches(&etag) {
             StatusCode::NOT_MODIFIED.into_response()
         } else {
-            Json(view).into_response()
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                json.as_str().to_owned(),
+            )
+                .into_response()
         };
         (response, etag)
     };
