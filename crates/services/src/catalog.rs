@@ -337,7 +337,7 @@ pub struct CatalogService {
     /// Recently read shows, with when they were read.
     shows: RwLock<HashMap<ShowId, (std::time::Instant, ShowRecord)>>,
     /// The last serialized seat map per show, with its ETag.
-    seat_maps: RwLock<HashMap<ShowId, (String, Arc<String>)>>,
+    seat_maps: RwLock<HashMap<ShowId, (String, bytes::Bytes)>>,
 }
 
 pub(crate) fn parse_show_id(id: &str) -> ServiceResult<ShowId> {
@@ -844,7 +844,7 @@ impl CatalogService {
     /// The seat map serialized as JSON, and its ETag. The serialized map is
     /// kept per show until its ETag changes, so that a crowd reading an
     /// unchanged map does not rebuild 6 MB of JSON per request.
-    pub async fn seat_map_json(&self, id: &str) -> ServiceResult<(Arc<String>, String)> {
+    pub async fn seat_map_json(&self, id: &str) -> ServiceResult<(bytes::Bytes, String)> {
         let current = self.seat_map_etag(id).await?;
         let show_id = parse_show_id(id)?;
         if let Ok(cache) = self.seat_maps.read() {
@@ -855,8 +855,9 @@ impl CatalogService {
             }
         }
         let (view, etag) = self.seat_map(id).await?;
-        let json = Arc::new(
-            serde_json::to_string(&view).map_err(|e| ServiceError::Internal(e.to_string()))?,
+        // Bytes: every answer shares the one buffer instead of copying 6 MB.
+        let json = bytes::Bytes::from(
+            serde_json::to_vec(&view).map_err(|e| ServiceError::Internal(e.to_string()))?,
         );
         if let Ok(mut cache) = self.seat_maps.write() {
             if cache.len() >= SHOW_CACHE_ENTRIES_MAX {

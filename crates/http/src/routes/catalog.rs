@@ -222,7 +222,7 @@ pub async fn seat_map(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 )],
-                json.as_str().to_owned(),
+                json,
             )
                 .into_response()
         };
