@@ -5,6 +5,9 @@
 //! - [`auth`]: register, login, JWT access tokens, roles.
 //! - [`catalog`]: venues, events, shows, seat maps, sales.
 //! - [`booking`]: hold, release, confirm, cancel, check-in, expiry, reconciliation.
+//! - [`inventory`]: the in-memory inventory of each show (seat maps,
+//!   best-available, fast reject), fed by the store's change feed.
+//! - [`batcher`]: the per-show group commit of holds.
 //! - [`payments`]: the `PaymentGateway` port and the `sandbox` gateway.
 //! - [`views`]: the JSON shapes of API.md returned by the use cases.
 //! - [`error`]: `ServiceError`, one variant per answer of API.md.
