@@ -133,7 +133,59 @@ async fn lock_state(
     Ok(state)
 }
 
-/// Writes the winners: seats per hold, standing and quotas per key, holds in
+/// Seats per multi-row `UPDATE` of the winners (3 parameters a seat).
+const SEATS_PER_UPDATE_MAX: usize = 300;
+
+/// Marks every winner's seats `HELD` by its hold, a few hundred seats per
+/// statement (`CASE` picks each seat's hold and expiry).
+async fn write_winner_seats(
+    conn: &mut AnyConnection,
+    show_id: &ShowId,
+    winners: &[&(NewHold, Option<IdempotencyCompletion>)],
+) -> StoreResult<()> {
+    let seats: Vec<(&SeatId, &str, i64)> = winners
+        .iter()
+        .flat_map(|(hold, _)| {
+            hold.items
+                .seats
+                .iter()
+                .map(move |seat| (&seat.seat_id, hold.id.as_str(), to_millis(hold.expires_at)))
+        })
+        .collect();
+    for chunk in seats.chunks(SEATS_PER_UPDATE_MAX) {
+        let mut hold_case = String::from("CASE seat_id");
+        let mut until_case = String::from("CASE seat_id");
+        let mut seat_list = Vec::with_capacity(chunk.len());
+        for index in 0..chunk.len() {
+            let base = 2 + index * 3;
+            hold_case.push_str(&format!(" WHEN ${base} THEN ${}", base + 1));
+            until_case.push_str(&format!(" WHEN ${base} THEN ${}", base + 2));
+            seat_list.push(format!("${base}"));
+        }
+        let sql = format!(
+            "UPDATE show_seats SET status = 'HELD', hold_id = {hold_case} END, held_until = {until_case} END \
+             WHERE show_id = $1 AND status = 'AVAILABLE' AND seat_id IN ({})",
+            seat_list.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(show_id.as_str());
+        for (seat_id, hold_id, until) in chunk {
+            query = query.bind(seat_id.as_str()).bind(*hold_id).bind(*until);
+        }
+        let taken = query.execute(&mut *conn).await?;
+        if taken.rows_affected() != chunk.len() as u64 {
+            // The locked state said these seats were free: a bug, or a writer
+            // that bypassed the locks. Roll the whole batch back.
+            return Err(crate::StoreError::Other(format!(
+                "batch: {} of {} seats could be held",
+                taken.rows_affected(),
+                chunk.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the winners: seats in multi-row statements, standing and quotas per key, holds in
 /// one multi-row insert, audit and stored answers.
 async fn write_winners(
     conn: &mut AnyConnection,
@@ -144,32 +196,8 @@ async fn write_winners(
 ) -> StoreResult<Vec<HoldRecord>> {
     let mut standing: HashMap<&str, u32> = HashMap::new();
     let mut quotas: HashMap<&UserId, u32> = HashMap::new();
+    write_winner_seats(conn, show_id, winners).await?;
     for (hold, _) in winners {
-        if !hold.items.seats.is_empty() {
-            let sql = format!(
-                "UPDATE show_seats SET status = 'HELD', hold_id = $1, held_until = $2 \
-                 WHERE show_id = $3 AND status = 'AVAILABLE' AND seat_id IN ({})",
-                placeholders(4, hold.items.seats.len())
-            );
-            let mut query = sqlx::query(&sql)
-                .bind(hold.id.as_str())
-                .bind(to_millis(hold.expires_at))
-                .bind(show_id.as_str());
-            for seat in &hold.items.seats {
-                query = query.bind(seat.seat_id.as_str());
-            }
-            let taken = query.execute(&mut *conn).await?;
-            if taken.rows_affected() != hold.items.seats.len() as u64 {
-                // The locked state said these seats were free: a bug, or a
-                // writer that bypassed the locks. Roll the batch back.
-                return Err(crate::StoreError::Other(format!(
-                    "batch: hold {} got {} of {} seats",
-                    hold.id,
-                    taken.rows_affected(),
-                    hold.items.seats.len()
-                )));
-            }
-        }
         for place in &hold.items.standing {
             *standing.entry(place.section.as_str()).or_default() += place.quantity;
         }
