@@ -936,10 +936,44 @@ impl CatalogService {
     pub async fn sales(&self, caller: &AuthUser, id: &str) -> ServiceResult<SalesView> {
         caller.require(Role::Admin)?;
         let show = self.show_record(id).await?;
-        let layout = self.layout(&show.venue_id).await?;
-        let (mut sections, revenue, tickets_sold) =
-            self.store.sales(&show.id, self.clock.now()).await?;
-        let order: Vec<&str> = layout.sections.iter().map(|s| s.id.as_str()).collect();
+        let (inventory, state) = self.inventory_of(&show).await?;
+        let (revenue, tickets_sold) = self.store.sales_totals(&show.id).await?;
+        // Sections in layout order; seats are in layout order in the view.
+        let mut sections: Vec<SectionSalesView> = Vec::new();
+        for ((section, _, _), status) in inventory.layout().seats().zip(state.seats.iter()) {
+            if sections
+                .last()
+                .is_none_or(|last| last.section != section.id)
+            {
+                sections.push(SectionSalesView {
+                    section: section.id.clone(),
+                    available: 0,
+                    held: 0,
+                    booked: 0,
+                });
+            }
+            if let Some(entry) = sections.last_mut() {
+                match status {
+                    SeatStatus::Available => entry.available += 1,
+                    SeatStatus::Held => entry.held += 1,
+                    SeatStatus::Booked => entry.booked += 1,
+                }
+            }
+        }
+        for standing in &state.standing {
+            sections.push(SectionSalesView {
+                section: standing.section.clone(),
+                available: u64::from(standing.available()),
+                held: u64::from(standing.held),
+                booked: u64::from(standing.booked),
+            });
+        }
+        let order: Vec<&str> = inventory
+            .layout()
+            .sections
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect();
         sections.sort_by_key(|s| {
             order
                 .iter()
@@ -954,15 +988,7 @@ impl CatalogService {
             .unwrap_or_else(|| "EUR".into());
         Ok(SalesView {
             show_id: show.id.to_string(),
-            sections: sections
-                .into_iter()
-                .map(|s| SectionSalesView {
-                    section: s.section,
-                    available: s.available,
-                    held: s.held,
-                    booked: s.booked,
-                })
-                .collect(),
+            sections,
             revenue: MoneyView {
                 amount: revenue,
                 currency,

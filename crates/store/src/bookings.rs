@@ -14,8 +14,8 @@ use crate::error::TxError;
 use crate::holds::give_back_quota;
 use crate::{
     AuditEntry, BookingFilter, BookingRecord, BookingRejection, CancelRejection, CheckinRejection,
-    HoldItems, NewBooking, Page, PageRequest, SeatStatus, SectionSales, ShowInventoryState,
-    StandingState, StoreError, StoreResult, TicketRecord, TicketStatus,
+    HoldItems, NewBooking, Page, PageRequest, SeatStatus, StandingState, StoreError, StoreResult,
+    TicketRecord, TicketStatus,
 };
 
 /// Rows per multi-row ticket INSERT (6 parameters a row).
@@ -494,116 +494,7 @@ pub(crate) async fn inventory_snapshot(
     })
 }
 
-pub(crate) async fn inventory_state(
-    pool: &AnyPool,
-    show_id: &ShowId,
-    now: DateTime<Utc>,
-) -> StoreResult<ShowInventoryState> {
-    let mut conn = pool.acquire().await?;
-    let version: i64 = sqlx::query("SELECT version FROM shows WHERE id = $1")
-        .bind(show_id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::NotFound)?
-        .try_get("version")?;
-    let now_millis = to_millis(now);
-    let rows = sqlx::query("SELECT seat_id, status, held_until FROM show_seats WHERE show_id = $1")
-        .bind(show_id.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut lapsed_places = 0u64;
-    let mut seats = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let status: String = row.try_get("status")?;
-        let held_until: Option<i64> = row.try_get("held_until")?;
-        let status = match status.as_str() {
-            "BOOKED" => SeatStatus::Booked,
-            "HELD" if held_until.is_some_and(|until| until <= now_millis) => {
-                lapsed_places += 1;
-                SeatStatus::Available
-            }
-            "HELD" => SeatStatus::Held,
-            _ => SeatStatus::Available,
-        };
-        seats.push((SeatId::from_trusted(row.try_get("seat_id")?), status));
-    }
-    let mut standing = Vec::new();
-    for row in sqlx::query("SELECT section, category, capacity, held, booked FROM show_standing WHERE show_id = $1 ORDER BY section")
-        .bind(show_id.as_str())
-        .fetch_all(&mut *conn)
-        .await?
-    {
-        standing.push(StandingState {
-            section: row.try_get("section")?,
-            category: row.try_get("category")?,
-            capacity: u32::try_from(row.try_get::<i64, _>("capacity")?).unwrap_or(0),
-            held: u32::try_from(row.try_get::<i64, _>("held")?).unwrap_or(0),
-            booked: u32::try_from(row.try_get::<i64, _>("booked")?).unwrap_or(0),
-        });
-    }
-    if !standing.is_empty() {
-        // Standing places of holds whose time is up count as free already.
-        let lapsed = sqlx::query(
-            "SELECT items FROM holds WHERE show_id = $1 AND status = 'ACTIVE' AND expires_at <= $2",
-        )
-        .bind(show_id.as_str())
-        .bind(now_millis)
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in &lapsed {
-            let items: HoldItems = serde_json::from_str(&row.try_get::<String, _>("items")?)?;
-            for place in &items.standing {
-                if let Some(state) = standing.iter_mut().find(|s| s.section == place.section) {
-                    state.held = state.held.saturating_sub(place.quantity);
-                    lapsed_places += u64::from(place.quantity);
-                }
-            }
-        }
-    }
-    Ok(ShowInventoryState {
-        version,
-        lapsed_places,
-        seats,
-        standing,
-    })
-}
-
-pub(crate) async fn sales(
-    pool: &AnyPool,
-    show_id: &ShowId,
-    now: DateTime<Utc>,
-) -> StoreResult<(Vec<SectionSales>, i64, u64)> {
-    let state = inventory_state(pool, show_id, now).await?;
-    let mut sections: Vec<SectionSales> = Vec::new();
-    for (seat_id, status) in &state.seats {
-        let section = seat_id.section();
-        let index = match sections.iter().position(|s| s.section == section) {
-            Some(index) => index,
-            None => {
-                sections.push(SectionSales {
-                    section: section.to_string(),
-                    available: 0,
-                    held: 0,
-                    booked: 0,
-                });
-                sections.len() - 1
-            }
-        };
-        let entry = &mut sections[index];
-        match status {
-            SeatStatus::Available => entry.available += 1,
-            SeatStatus::Held => entry.held += 1,
-            SeatStatus::Booked => entry.booked += 1,
-        }
-    }
-    for standing in &state.standing {
-        sections.push(SectionSales {
-            section: standing.section.clone(),
-            available: u64::from(standing.available()),
-            held: u64::from(standing.held),
-            booked: u64::from(standing.booked),
-        });
-    }
+pub(crate) async fn sales_totals(pool: &AnyPool, show_id: &ShowId) -> StoreResult<(i64, u64)> {
     let row = sqlx::query(
         "SELECT CAST(COALESCE(SUM(total_amount), 0) AS BIGINT) AS revenue FROM bookings WHERE show_id = $1 AND status = 'CONFIRMED'",
     )
@@ -617,5 +508,5 @@ pub(crate) async fn sales(
             .fetch_one(pool)
             .await?;
     let sold: i64 = row.try_get("sold")?;
-    Ok((sections, revenue, u64::try_from(sold).unwrap_or(0)))
+    Ok((revenue, u64::try_from(sold).unwrap_or(0)))
 }

@@ -346,20 +346,8 @@ impl InventoryStore for SqlStore {
         crate::bookings::inventory_snapshot(&self.pool, self.backend(), show_id).await
     }
 
-    async fn inventory_state(
-        &self,
-        show_id: &ShowId,
-        now: DateTime<Utc>,
-    ) -> StoreResult<crate::ShowInventoryState> {
-        crate::bookings::inventory_state(&self.pool, show_id, now).await
-    }
-
-    async fn sales(
-        &self,
-        show_id: &ShowId,
-        now: DateTime<Utc>,
-    ) -> StoreResult<(Vec<crate::SectionSales>, i64, u64)> {
-        crate::bookings::sales(&self.pool, show_id, now).await
+    async fn sales_totals(&self, show_id: &ShowId) -> StoreResult<(i64, u64)> {
+        crate::bookings::sales_totals(&self.pool, show_id).await
     }
 
     async fn create_holds_batch(

@@ -164,17 +164,9 @@ pub trait InventoryStore: Send + Sync {
     async fn show_version(&self, show_id: &ShowId) -> StoreResult<Option<i64>>;
     /// The show's whole inventory at one version.
     async fn inventory_snapshot(&self, show_id: &ShowId) -> StoreResult<InventorySnapshot>;
-    async fn inventory_state(
-        &self,
-        show_id: &ShowId,
-        now: DateTime<Utc>,
-    ) -> StoreResult<ShowInventoryState>;
-    /// Per-section counts, revenue in minor units and tickets sold.
-    async fn sales(
-        &self,
-        show_id: &ShowId,
-        now: DateTime<Utc>,
-    ) -> StoreResult<(Vec<SectionSales>, i64, u64)>;
+    /// Revenue of the show's confirmed bookings in minor units, and its
+    /// valid tickets. (Place counts come from the in-memory inventory.)
+    async fn sales_totals(&self, show_id: &ShowId) -> StoreResult<(i64, u64)>;
     /// Group commit: decides holds of ONE show in arrival order, each all or
     /// nothing, in one transaction (rows locked in seat-ID order), and writes
     /// the winners. Equivalent to calling `create_hold` for each in turn.

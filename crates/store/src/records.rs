@@ -277,17 +277,6 @@ impl StandingState {
     }
 }
 
-/// The live state of a show's places at one instant. Holds whose time ran out
-/// but that the sweeper has not yet expired already count as available.
-#[derive(Debug, Clone)]
-pub struct ShowInventoryState {
-    pub version: i64,
-    /// Places freed by time since `version` was written; part of the ETag.
-    pub lapsed_places: u64,
-    pub seats: Vec<(SeatId, SeatStatus)>,
-    pub standing: Vec<StandingState>,
-}
-
 /// An audit record to write in the same transaction as the change it describes.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
@@ -371,13 +360,4 @@ pub struct SandboxCharge {
     pub amount: Money,
     pub refunded: bool,
     pub created_at: DateTime<Utc>,
-}
-
-/// Counts per section for the sales report.
-#[derive(Debug, Clone)]
-pub struct SectionSales {
-    pub section: String,
-    pub available: u64,
-    pub held: u64,
-    pub booked: u64,
 }
