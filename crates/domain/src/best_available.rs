@@ -13,7 +13,7 @@
 //! The scan is linear in the number of seats and allocates two reusable
 //! per-row buffers plus the result, so it is fast for a 50,000-seat venue.
 
-use crate::layout::{Row, VenueLayout};
+use crate::layout::{Row, Seat, VenueLayout};
 use crate::seat::SeatId;
 
 /// Picks `quantity` adjacent seats in one row of a seated section, all
@@ -25,17 +25,38 @@ pub fn best_available(
     quantity: u32,
     category: Option<&str>,
 ) -> Option<Vec<SeatId>> {
+    best_available_at(
+        layout,
+        &|_, seat: &Seat| is_available(&seat.id),
+        quantity,
+        category,
+    )
+}
+
+/// [`best_available`] for callers that keep availability by position: the
+/// predicate gets each seat's position in layout order (the order of
+/// [`VenueLayout::seats`]) with the seat, so that an in-memory inventory can
+/// answer from an array instead of hashing every seat ID of the venue.
+pub fn best_available_at(
+    layout: &VenueLayout,
+    is_available: &dyn Fn(usize, &Seat) -> bool,
+    quantity: u32,
+    category: Option<&str>,
+) -> Option<Vec<SeatId>> {
     let quantity = usize::try_from(quantity)
         .ok()
         .filter(|&quantity| quantity > 0)?;
     let mut scan = RowScan::default();
     // The best block of the best row, kept in case every block strands a seat.
     let mut fallback: Option<(&Row, usize)> = None;
+    let mut first_position = 0;
     for row in layout.sections.iter().flat_map(|section| section.rows()) {
+        let row_start = first_position;
+        first_position += row.seats.len();
         if row.seats.len() < quantity {
             continue;
         }
-        scan.load(row, is_available, category);
+        scan.load(row, row_start, is_available, category);
         let choice = scan.choose(quantity);
         if let Some(start) = choice.without_orphan {
             return seat_ids(row, start, quantity);
@@ -71,11 +92,17 @@ struct RowScan {
 }
 
 impl RowScan {
-    fn load(&mut self, row: &Row, is_available: &dyn Fn(&SeatId) -> bool, category: Option<&str>) {
+    fn load(
+        &mut self,
+        row: &Row,
+        row_start: usize,
+        is_available: &dyn Fn(usize, &Seat) -> bool,
+        category: Option<&str>,
+    ) {
         self.available.clear();
         self.eligible.clear();
-        for seat in &row.seats {
-            let available = is_available(&seat.id);
+        for (offset, seat) in row.seats.iter().enumerate() {
+            let available = is_available(row_start + offset, seat);
             let wanted = category.is_none() || category == Some(seat.category.as_str());
             self.available.push(available);
             self.eligible.push(available && wanted);

@@ -36,7 +36,7 @@ pub mod ticket;
 mod ulid;
 
 pub use batch::{decide_batch, BatchDecision, BatchRequest, BatchState};
-pub use best_available::best_available;
+pub use best_available::{best_available, best_available_at};
 pub use field_error::*;
 pub use hold::*;
 pub use ids::*;

@@ -7,11 +7,11 @@
 //! and holds for seats it knows are taken are refused without touching the
 //! database. It is only ever a filter: the store's transactions decide.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use boxoffice_domain::{best_available, HoldId, SeatId, ShowId, VenueLayout};
+use boxoffice_domain::{best_available_at, HoldId, Seat, SeatId, ShowId, VenueLayout};
 use boxoffice_store::{
     ChangeListener, InventorySnapshot, SeatChange, SeatStatus, ShowChange, StandingHoldChange,
     StandingState, Store,
@@ -47,7 +47,8 @@ struct ShowState {
     /// Seats picked by best-available requests of this node that are still on
     /// their way to the database: other pickers skip them, so that concurrent
     /// best-available buyers do not all pick the same "best" seats and lose.
-    tentative: HashSet<u32>,
+    /// Indexed by position; sized on first use.
+    tentative: Vec<bool>,
 }
 
 /// Seats a best-available request picked; released (for other pickers) when
@@ -61,7 +62,9 @@ impl Drop for TentativePick {
     fn drop(&mut self) {
         let mut state = self.inventory.state();
         for position in &self.positions {
-            state.tentative.remove(position);
+            if let Some(flag) = state.tentative.get_mut(*position as usize) {
+                *flag = false;
+            }
         }
     }
 }
@@ -187,7 +190,7 @@ impl ShowInventory {
                 standing_holds: HashMap::new(),
                 pending: BTreeMap::new(),
                 verified_at: None,
-                tentative: HashSet::new(),
+                tentative: Vec::new(),
             }),
             reload: tokio::sync::Mutex::new(()),
         }
@@ -300,23 +303,30 @@ impl ShowInventory {
         let now_ms = millis(now);
         let picked = {
             let state = &*state;
-            let is_available = |seat: &SeatId| {
-                self.index.get(seat).is_some_and(|position| {
-                    !state.tentative.contains(position)
-                        && match state.places.get(*position as usize) {
-                            Some(Place::Available) => true,
-                            Some(Place::Held { lapses_at_ms }) => *lapses_at_ms <= now_ms,
-                            _ => false,
-                        }
-                })
+            // By position: hashing every seat ID of a large venue per request
+            // was most of a flash sale's CPU time.
+            let is_available = |position: usize, _: &Seat| {
+                !state.tentative.get(position).copied().unwrap_or(false)
+                    && match state.places.get(position) {
+                        Some(Place::Available) => true,
+                        Some(Place::Held { lapses_at_ms }) => *lapses_at_ms <= now_ms,
+                        _ => false,
+                    }
             };
-            best_available(&self.layout, &is_available, quantity, category)?
+            best_available_at(&self.layout, &is_available, quantity, category)?
         };
         let positions: Vec<u32> = picked
             .iter()
             .filter_map(|seat| self.index.get(seat).copied())
             .collect();
-        state.tentative.extend(positions.iter().copied());
+        if state.tentative.len() < self.index.len() {
+            state.tentative.resize(self.index.len(), false);
+        }
+        for position in &positions {
+            if let Some(flag) = state.tentative.get_mut(*position as usize) {
+                *flag = true;
+            }
+        }
         Some((
             picked,
             TentativePick {
