@@ -233,12 +233,23 @@ pub struct ServeArgs {
     pub nats_url: Option<UrlWithCredentials>,
     #[command(flatten)]
     pub admin: AdminAccountArgs,
-    /// How often due holds are expired and their seats put back on sale. Above
-    /// 5000 the contract (seats free within 5 s of `expires_at`) no longer holds.
+    /// Expire this node's holds by a timer at their `expires_at` (a delay
+    /// queue). `false` leaves expiry to the sweep below; availability never
+    /// waits for either (an expired hold never blocks).
+    #[arg(
+        long,
+        env = "BOXOFFICE_EXPIRY_TIMER",
+        action = ArgAction::Set,
+        default_value_t = true,
+        value_parser = BoolishValueParser::new()
+    )]
+    pub expiry_timer: bool,
+    /// How often the safety-net sweep expires due holds that no timer knows
+    /// (holds of a node that died). The timer does the punctual work.
     #[arg(
         long,
         env = "BOXOFFICE_EXPIRY_INTERVAL_MS",
-        default_value_t = 1_000,
+        default_value_t = 5_000,
         value_parser = clap::value_parser!(u64).range(1..=INTERVAL_MILLISECONDS_MAX)
     )]
     pub expiry_interval_ms: u64,
@@ -487,7 +498,7 @@ mod tests {
         assert_default(
             "BOXOFFICE_EXPIRY_INTERVAL_MS",
             serve.expiry_interval_ms,
-            1_000,
+            5_000,
         );
         assert_default(
             "BOXOFFICE_RECONCILE_INTERVAL_SECONDS",

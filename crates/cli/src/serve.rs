@@ -51,8 +51,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_background, background_stopped) = watch::channel(false);
     let background = boxoffice_services::spawn_background(
         services.clone(),
-        Duration::from_millis(args.expiry_interval_ms),
-        Duration::from_secs(args.reconcile_interval_seconds),
+        boxoffice_services::BackgroundConfig {
+            expiry_timer: args.expiry_timer,
+            expiry_sweep_interval: Duration::from_millis(args.expiry_interval_ms),
+            reconcile_interval: Duration::from_secs(args.reconcile_interval_seconds),
+        },
         background_stopped,
     );
 

@@ -16,6 +16,7 @@
 //! - [`field_error`]: [`FieldError`], the per-field validation message.
 //! - [`layout`]: venue input, its validation, and the validated [`VenueLayout`].
 //! - [`mod@best_available`]: picking adjacent seats for a best-available hold.
+//! - [`delay_queue`]: [`DelayQueue`], the per-node timer that expires holds.
 //! - [`hold`]: parsing a hold request into a [`HoldSelection`].
 //! - [`inventory`]: [`ShowInventory`], the all-or-nothing hold model of one show.
 //! - [`status`]: the status enums shared by every layer.
@@ -23,6 +24,7 @@
 
 pub mod batch;
 pub mod best_available;
+pub mod delay_queue;
 pub mod field_error;
 pub mod hold;
 pub mod ids;
@@ -37,6 +39,7 @@ mod ulid;
 
 pub use batch::{decide_batch, BatchDecision, BatchRequest, BatchState};
 pub use best_available::{best_available, best_available_at};
+pub use delay_queue::DelayQueue;
 pub use field_error::*;
 pub use hold::*;
 pub use ids::*;

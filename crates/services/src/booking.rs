@@ -25,6 +25,7 @@ use crate::batcher::{BatchLimits, HoldBatcher, HoldStrategy};
 use crate::catalog::{parse_show_id, CatalogService};
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
+use crate::expiry::HoldExpiryQueue;
 use crate::payments::{
     gateway_key_of_hold, ChargeOutcome, ChargeRequest, GatewayCharge, PaymentGateway,
 };
@@ -117,6 +118,8 @@ pub struct BookingService {
     render_error: ErrorRenderer,
     /// Present with the `batched` hold strategy.
     batcher: Option<Arc<HoldBatcher>>,
+    /// This node's holds by deadline (see [`crate::expiry`]).
+    expiry: Arc<HoldExpiryQueue>,
 }
 
 fn stored_json<T: Serialize>(status: u16, value: &T) -> StoredResponse {
@@ -146,6 +149,7 @@ impl BookingService {
             .then(|| HoldBatcher::new(store.clone(), config.batch_limits));
         BookingService {
             batcher,
+            expiry: HoldExpiryQueue::new(),
             store,
             clock,
             gateway,
@@ -368,12 +372,16 @@ impl BookingService {
             scope: scope.clone(),
             response: stored_json(201, &view),
         });
+        let (hold_id, expires_at) = (hold.id.clone(), hold.expires_at);
         let outcome = match &self.batcher {
             Some(batcher) => batcher.submit(hold, completion).await?,
             None => self.store.create_hold(&hold, completion.as_ref()).await?,
         };
         match outcome {
-            Ok(_) => Ok(view),
+            Ok(_) => {
+                self.expiry.schedule(hold_id, expires_at);
+                Ok(view)
+            }
             Err(HoldRejection::SeatsUnavailable { seat_ids }) => {
                 Err(ServiceError::SeatsUnavailable {
                     seat_ids: seat_ids.iter().map(|id| id.to_string()).collect(),
@@ -958,7 +966,37 @@ impl BookingService {
 
     // ----- background work -------------------------------------------------
 
-    /// Expires every due hold; returns how many.
+    pub(crate) fn expiry_queue(&self) -> &Arc<HoldExpiryQueue> {
+        &self.expiry
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Puts every `ACTIVE` hold of the store into this node's expiry queue.
+    pub(crate) async fn schedule_active_holds(&self) -> ServiceResult<usize> {
+        let deadlines = self.store.active_hold_deadlines().await?;
+        let count = deadlines.len();
+        for (hold_id, expires_at) in deadlines {
+            self.expiry.schedule(hold_id, expires_at);
+        }
+        Ok(count)
+    }
+
+    /// Expires those of `hold_ids` that are still active and due (the
+    /// expiry timer's work); returns how many.
+    pub(crate) async fn expire_holds(&self, hold_ids: &[HoldId]) -> ServiceResult<usize> {
+        let expired = self.store.expire_holds(hold_ids, self.clock.now()).await?;
+        if !expired.is_empty() {
+            metrics::counter!("boxoffice_holds_expired_total").increment(expired.len() as u64);
+            tracing::debug!(expired = expired.len(), "expired holds at their deadline");
+        }
+        Ok(expired.len())
+    }
+
+    /// Expires every due hold; returns how many. The safety net behind the
+    /// expiry timer, for holds whose node died.
     pub async fn expire_due_holds(&self) -> ServiceResult<usize> {
         let mut expired = 0;
         loop {

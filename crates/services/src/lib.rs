@@ -8,6 +8,7 @@
 //! - [`inventory`]: the in-memory inventory of each show (seat maps,
 //!   best-available, fast reject), fed by the store's change feed.
 //! - [`batcher`]: the per-show group commit of holds.
+//! - [`expiry`]: the per-node timer that expires holds at their deadline.
 //! - [`payments`]: the `PaymentGateway` port and the `sandbox` gateway.
 //! - [`views`]: the JSON shapes of API.md returned by the use cases.
 //! - [`error`]: `ServiceError`, one variant per answer of API.md.
@@ -21,6 +22,7 @@ pub mod booking;
 pub mod catalog;
 pub mod clock;
 pub mod error;
+pub mod expiry;
 pub mod inventory;
 pub mod payments;
 pub mod secrets;
@@ -38,6 +40,7 @@ pub use booking::{BookingConfig, BookingService, ErrorRenderer, IdempotencyReque
 pub use catalog::CatalogService;
 pub use clock::{Clock, SystemClock};
 pub use error::{ServiceError, ServiceResult};
+pub use expiry::HoldExpiryQueue;
 pub use payments::{PaymentGateway, SandboxGateway};
 
 /// Everything the services need besides the store.
@@ -92,14 +95,30 @@ impl Services {
     }
 }
 
-/// Runs the expiry sweeper and payment reconciliation until `shutdown` flips.
-/// Reconciliation also runs once right away (start-up recovery).
+/// Background work of a node.
+#[derive(Debug, Clone, Copy)]
+pub struct BackgroundConfig {
+    /// Expire this node's holds by a timer at their deadlines.
+    pub expiry_timer: bool,
+    /// The safety-net sweep for holds no live node's timer knows.
+    pub expiry_sweep_interval: Duration,
+    pub reconcile_interval: Duration,
+}
+
+/// Runs the expiry timer, the expiry sweep and payment reconciliation until
+/// `shutdown` flips. Reconciliation also runs once right away (start-up
+/// recovery).
 pub fn spawn_background(
     services: Arc<Services>,
-    expiry_interval: Duration,
-    reconcile_interval: Duration,
+    config: BackgroundConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let BackgroundConfig {
+        expiry_timer,
+        expiry_sweep_interval: expiry_interval,
+        reconcile_interval,
+    } = config;
+    let timer = expiry_timer.then(|| tokio::spawn(expiry::run(services.clone(), shutdown.clone())));
     tokio::spawn(async move {
         let mut expiry = tokio::time::interval(expiry_interval.max(Duration::from_millis(50)));
         let mut reconcile =
@@ -119,6 +138,11 @@ pub fn spawn_background(
                         tracing::warn!(%error, "payment reconciliation failed; retrying next tick");
                     }
                 }
+            }
+        }
+        if let Some(timer) = timer {
+            if let Err(error) = timer.await {
+                tracing::warn!(%error, "the expiry timer ended abnormally");
             }
         }
     })

@@ -156,22 +156,52 @@ pub(crate) async fn expire_due(
     limit: u32,
     log: &mut ChangeLog,
 ) -> StoreResult<Vec<HoldRecord>> {
-    let show_condition = if show_id.is_some() {
-        "show_id = $4 AND"
-    } else {
-        ""
+    match show_id {
+        Some(show_id) => expire_where(conn, DueHolds::OfShow(show_id), now, limit, log).await,
+        None => expire_where(conn, DueHolds::All, now, limit, log).await,
+    }
+}
+
+/// Which due holds an expiry pass looks at.
+enum DueHolds<'a> {
+    All,
+    OfShow(&'a ShowId),
+    /// The ones a node's delay queue says are due (no table scan).
+    Listed(&'a [HoldId]),
+}
+
+async fn expire_where(
+    conn: &mut AnyConnection,
+    which: DueHolds<'_>,
+    now: DateTime<Utc>,
+    limit: u32,
+    log: &mut ChangeLog,
+) -> StoreResult<Vec<HoldRecord>> {
+    let condition = match &which {
+        DueHolds::All => String::new(),
+        DueHolds::OfShow(_) => "show_id = $4 AND".to_owned(),
+        DueHolds::Listed(ids) => {
+            let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 4)).collect();
+            format!("id IN ({}) AND", placeholders.join(", "))
+        }
     };
     let sql = format!(
         "UPDATE holds SET status = 'EXPIRED', ended_at = $1 WHERE id IN \
-         (SELECT id FROM holds WHERE {show_condition} status = 'ACTIVE' AND expires_at <= $2 ORDER BY expires_at LIMIT $3) \
+         (SELECT id FROM holds WHERE {condition} status = 'ACTIVE' AND expires_at <= $2 ORDER BY expires_at LIMIT $3) \
          AND status = 'ACTIVE' AND expires_at <= $2 RETURNING {HOLD_COLUMNS}"
     );
     let mut query = sqlx::query(&sql)
         .bind(to_millis(now))
         .bind(to_millis(now))
         .bind(i64::from(limit));
-    if let Some(show_id) = show_id {
-        query = query.bind(show_id.as_str());
+    match which {
+        DueHolds::All => {}
+        DueHolds::OfShow(show_id) => query = query.bind(show_id.as_str()),
+        DueHolds::Listed(ids) => {
+            for id in ids {
+                query = query.bind(id.as_str());
+            }
+        }
     }
     let rows = query.fetch_all(&mut *conn).await?;
     let mut expired = Vec::with_capacity(rows.len());
@@ -453,6 +483,36 @@ impl InventoryStore for SqlStore {
             Ok::<_, TxError<std::convert::Infallible>>((expired, log.finish(conn).await?))
         });
         flatten(self.published(result))
+    }
+
+    async fn expire_holds(
+        &self,
+        ids: &[HoldId],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<HoldRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let limit = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        let result = crate::write_tx!(self, |conn| async {
+            let mut log = ChangeLog::default();
+            let expired = expire_where(conn, DueHolds::Listed(ids), now, limit, &mut log).await?;
+            Ok::<_, TxError<std::convert::Infallible>>((expired, log.finish(conn).await?))
+        });
+        flatten(self.published(result))
+    }
+
+    async fn active_hold_deadlines(&self) -> StoreResult<Vec<(HoldId, DateTime<Utc>)>> {
+        let rows = sqlx::query("SELECT id, expires_at FROM holds WHERE status = 'ACTIVE'")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut deadlines = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let expires_at: i64 = row.try_get("expires_at")?;
+            deadlines.push((HoldId::from_trusted(id), from_millis(expires_at)));
+        }
+        Ok(deadlines)
     }
 
     async fn begin_payment(

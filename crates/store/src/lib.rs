@@ -197,6 +197,16 @@ pub trait InventoryStore: Send + Sync {
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<HoldRecord>>;
+    /// Expires those of `ids` that are still `ACTIVE` and due at `now` (the
+    /// others were confirmed, released or already expired: left alone).
+    async fn expire_holds(
+        &self,
+        ids: &[HoldId],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<HoldRecord>>;
+    /// Every `ACTIVE` hold with its deadline, to fill a node's expiry queue
+    /// at start.
+    async fn active_hold_deadlines(&self) -> StoreResult<Vec<(HoldId, DateTime<Utc>)>>;
     /// `ACTIVE` → `PAYING`, committed before the gateway is called.
     async fn begin_payment(
         &self,

@@ -18,6 +18,7 @@ both_backends!(
     hold_expiry,
     expires_at_is_exact,
     expired_hold_never_blocks,
+    expiry_timer_expires_at_the_deadline,
     sales_start_and_paused,
     patch_show_prices,
     audit_trail,
@@ -961,7 +962,14 @@ async fn hold_expiry(backend: Backend) {
 /// `expires_at` is when the hold really ends: never before request time +
 /// TTL, and once it has passed, booking is 409 hold_expired.
 async fn expires_at_is_exact(backend: Backend) {
-    let app = TestApp::spawn_with(backend, &[("BOXOFFICE_EXPIRY_INTERVAL_MS", "600000")]).await;
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("BOXOFFICE_EXPIRY_INTERVAL_MS", "600000"),
+            ("BOXOFFICE_EXPIRY_TIMER", "false"),
+        ],
+    )
+    .await;
     let fixture = app
         .fixture(1, 10, None, json!({"hold_ttl_seconds": 2}))
         .await;
@@ -988,10 +996,66 @@ async fn expires_at_is_exact(backend: Backend) {
         );
 }
 
+/// The expiry timer (a delay queue per node) expires a hold at its deadline
+/// even with the safety-net sweep stopped: `hold.expired` is audited and the
+/// hold shows `EXPIRED`. The same for a hold that existed before a restart
+/// (the queue is filled from the store at start).
+async fn expiry_timer_expires_at_the_deadline(backend: Backend) {
+    let mut app = TestApp::spawn_with(backend, &[("BOXOFFICE_EXPIRY_INTERVAL_MS", "600000")]).await;
+    let fixture = app
+        .fixture(1, 10, None, json!({"hold_ttl_seconds": 2}))
+        .await;
+    let user = app.register_user().await;
+    let mut holds = Vec::new();
+    for seat in ["A-1-1", "A-1-2"] {
+        let resp = app.hold_seats(&user.token, &fixture.show_id, &[seat]).await;
+        let hold = resp.expect(201, "2-second hold").clone();
+        holds.push((id_of(&hold, &resp), parse_time(&hold["expires_at"])));
+    }
+    // The second hold's deadline passes while the node is down: the restarted
+    // node must find it in the store.
+    app.restart().await;
+    for (hold_id, expires_at) in &holds {
+        sleep_until_time(*expires_at + chrono::Duration::milliseconds(1500)).await;
+        let audit = app
+            .list_all(
+                &format!("/v1/audit?show_id={}", fixture.show_id),
+                app.admin(),
+            )
+            .await;
+        let expired = audit
+            .iter()
+            .filter(|entry| {
+                entry["action"] == "hold.expired" && entry["hold_id"] == hold_id.as_str()
+            })
+            .count();
+        assert_eq!(
+            expired, 1,
+            "hold {hold_id} (expires_at {expires_at}) was not expired by the timer within 1.5 s \
+             with the sweep stopped; audit: {audit:?}"
+        );
+        let resp = app
+            .get(&format!("/v1/holds/{hold_id}"), Some(&user.token))
+            .await;
+        assert_eq!(
+            resp.expect(200, "expired hold")["status"],
+            "EXPIRED",
+            "{resp}"
+        );
+    }
+}
+
 /// Expiry is part of the availability check: with the sweeper stopped, an
 /// expired hold neither blocks its seats nor counts against the limit.
 async fn expired_hold_never_blocks(backend: Backend) {
-    let app = TestApp::spawn_with(backend, &[("BOXOFFICE_EXPIRY_INTERVAL_MS", "600000")]).await;
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("BOXOFFICE_EXPIRY_INTERVAL_MS", "600000"),
+            ("BOXOFFICE_EXPIRY_TIMER", "false"),
+        ],
+    )
+    .await;
     let fixture = app
         .fixture(
             2,
