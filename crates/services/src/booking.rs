@@ -323,6 +323,28 @@ impl BookingService {
                 });
             }
         }
+        if scope.is_none() && !items.standing.is_empty() {
+            // The same for standing places this node knows are gone: once a
+            // floor is sold out, its buyers lose without a transaction.
+            let inventory = self.catalog.inventory(show).await?;
+            let short: Vec<String> = items
+                .standing
+                .iter()
+                .filter(|place| {
+                    inventory
+                        .standing_available(&place.section, now)
+                        .is_some_and(|available| available < place.quantity)
+                })
+                .map(|place| place.section.clone())
+                .collect();
+            if !short.is_empty() {
+                metrics::counter!("boxoffice_holds_fast_rejected_total").increment(1);
+                return Err(ServiceError::SeatsUnavailable {
+                    seat_ids: Vec::new(),
+                    sections: short,
+                });
+            }
+        }
         let currency = show
             .prices
             .values()

@@ -336,6 +336,28 @@ impl ShowInventory {
         ))
     }
 
+    /// Places of a standing section free at `now` as far as this node knows
+    /// (held places of lapsed holds count as free); `None` for an unknown
+    /// section.
+    pub fn standing_available(&self, section: &str, now: DateTime<Utc>) -> Option<u32> {
+        let state = self.state();
+        let now_ms = millis(now);
+        let counters = state.standing.iter().find(|s| s.section == section)?;
+        let lapsed: u32 = state
+            .standing_holds
+            .values()
+            .flatten()
+            .filter(|(held_in, _, lapses_at_ms)| held_in == section && *lapses_at_ms <= now_ms)
+            .map(|(_, quantity, _)| *quantity)
+            .sum();
+        Some(
+            counters
+                .available()
+                .saturating_add(lapsed.min(counters.held))
+                .min(counters.capacity),
+        )
+    }
+
     /// The requested seats this node knows are taken (booked, or held by a
     /// hold that has not lapsed) at `now`.
     pub fn known_taken(&self, seat_ids: &[SeatId], now: DateTime<Utc>) -> Vec<SeatId> {
