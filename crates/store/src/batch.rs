@@ -12,7 +12,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::audit::write_audit;
 use crate::changes::ChangeLog;
-use crate::db::to_millis;
+use crate::db::{to_millis, Placeholders};
 use crate::error::TxError;
 use crate::holds::{expire_due, hold_audit, insert_hold, places_json, LAZY_EXPIRY_BATCH_MAX};
 use crate::idempotency::complete_in_tx;
@@ -21,9 +21,12 @@ use crate::{Backend, HoldRecord, HoldRejection, IdempotencyCompletion, NewHold, 
 /// Parameters per `IN (…)` list, far below both backends' limits.
 const IN_LIST_MAX: usize = 500;
 
-fn placeholders(from: usize, count: usize) -> String {
-    (from..from + count)
-        .map(|n| format!("${n}"))
+/// `count` placeholders for parameters `from..from + count`, bound in that
+/// order (see [`crate::db::Placeholders`]).
+fn placeholders(backend: Backend, from: usize, count: usize) -> String {
+    let mut numbering = Placeholders::starting_at(backend, from);
+    (0..count)
+        .map(|_| numbering.next_placeholder())
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -63,8 +66,9 @@ async fn lock_state(
     let users: Vec<&UserId> = users.into_iter().collect();
     for chunk in users.chunks(IN_LIST_MAX) {
         let sql = format!(
-            "SELECT user_id, tickets FROM user_show_tickets WHERE show_id = $1 AND user_id IN ({}) ORDER BY user_id{}",
-            placeholders(2, chunk.len()),
+            "SELECT user_id, tickets FROM user_show_tickets WHERE show_id = {} AND user_id IN ({}) ORDER BY user_id{}",
+            placeholders(backend, 1, 1),
+            placeholders(backend, 2, chunk.len()),
             lock_suffix(backend)
         );
         let mut query = sqlx::query(&sql).bind(show_id.as_str());
@@ -87,8 +91,9 @@ async fn lock_state(
     let seats: Vec<&SeatId> = seats.into_iter().collect();
     for chunk in seats.chunks(IN_LIST_MAX) {
         let sql = format!(
-            "SELECT seat_id, status FROM show_seats WHERE show_id = $1 AND seat_id IN ({}) ORDER BY seat_id{}",
-            placeholders(2, chunk.len()),
+            "SELECT seat_id, status FROM show_seats WHERE show_id = {} AND seat_id IN ({}) ORDER BY seat_id{}",
+            placeholders(backend, 1, 1),
+            placeholders(backend, 2, chunk.len()),
             lock_suffix(backend)
         );
         let mut query = sqlx::query(&sql).bind(show_id.as_str());
@@ -133,13 +138,14 @@ async fn lock_state(
     Ok(state)
 }
 
-/// Seats per multi-row `UPDATE` of the winners (3 parameters a seat).
+/// Seats per multi-row `UPDATE` of the winners (5 parameters a seat).
 const SEATS_PER_UPDATE_MAX: usize = 300;
 
 /// Marks every winner's seats `HELD` by its hold, a few hundred seats per
 /// statement (`CASE` picks each seat's hold and expiry).
 async fn write_winner_seats(
     conn: &mut AnyConnection,
+    backend: Backend,
     show_id: &ShowId,
     winners: &[&(NewHold, Option<IdempotencyCompletion>)],
 ) -> StoreResult<()> {
@@ -153,23 +159,36 @@ async fn write_winner_seats(
         })
         .collect();
     for chunk in seats.chunks(SEATS_PER_UPDATE_MAX) {
+        // Parameters are numbered in order of appearance and bound in that
+        // order, each value as often as it appears (see `Placeholders`).
+        let mut numbering = Placeholders::starting_at(backend, 1);
         let mut hold_case = String::from("CASE seat_id");
-        let mut until_case = String::from("CASE seat_id");
-        let mut seat_list = Vec::with_capacity(chunk.len());
-        for index in 0..chunk.len() {
-            let base = 2 + index * 3;
-            hold_case.push_str(&format!(" WHEN ${base} THEN ${}", base + 1));
-            until_case.push_str(&format!(" WHEN ${base} THEN ${}", base + 2));
-            seat_list.push(format!("${base}"));
+        for _ in chunk {
+            let (seat, hold) = (numbering.next_placeholder(), numbering.next_placeholder());
+            hold_case.push_str(&format!(" WHEN {seat} THEN {hold}"));
         }
+        let mut until_case = String::from("CASE seat_id");
+        for _ in chunk {
+            let (seat, until) = (numbering.next_placeholder(), numbering.next_placeholder());
+            until_case.push_str(&format!(" WHEN {seat} THEN {until}"));
+        }
+        let show = numbering.next_placeholder();
+        let seat_list: Vec<String> = chunk.iter().map(|_| numbering.next_placeholder()).collect();
         let sql = format!(
             "UPDATE show_seats SET status = 'HELD', hold_id = {hold_case} END, held_until = {until_case} END \
-             WHERE show_id = $1 AND status = 'AVAILABLE' AND seat_id IN ({})",
+             WHERE show_id = {show} AND status = 'AVAILABLE' AND seat_id IN ({})",
             seat_list.join(", ")
         );
-        let mut query = sqlx::query(&sql).bind(show_id.as_str());
-        for (seat_id, hold_id, until) in chunk {
-            query = query.bind(seat_id.as_str()).bind(*hold_id).bind(*until);
+        let mut query = sqlx::query(&sql);
+        for (seat_id, hold_id, _) in chunk {
+            query = query.bind(seat_id.as_str()).bind(*hold_id);
+        }
+        for (seat_id, _, until) in chunk {
+            query = query.bind(seat_id.as_str()).bind(*until);
+        }
+        query = query.bind(show_id.as_str());
+        for (seat_id, _, _) in chunk {
+            query = query.bind(seat_id.as_str());
         }
         let taken = query.execute(&mut *conn).await?;
         if taken.rows_affected() != chunk.len() as u64 {
@@ -189,6 +208,7 @@ async fn write_winner_seats(
 /// one multi-row insert, audit and stored answers.
 async fn write_winners(
     conn: &mut AnyConnection,
+    backend: Backend,
     show_id: &ShowId,
     winners: &[&(NewHold, Option<IdempotencyCompletion>)],
     now: DateTime<Utc>,
@@ -196,7 +216,7 @@ async fn write_winners(
 ) -> StoreResult<Vec<HoldRecord>> {
     let mut standing: HashMap<&str, u32> = HashMap::new();
     let mut quotas: HashMap<&UserId, u32> = HashMap::new();
-    write_winner_seats(conn, show_id, winners).await?;
+    write_winner_seats(conn, backend, show_id, winners).await?;
     for (hold, _) in winners {
         for place in &hold.items.standing {
             *standing.entry(place.section.as_str()).or_default() += place.quantity;
@@ -283,7 +303,7 @@ pub(crate) async fn holds_batch_tx(
         .filter(|(_, decision)| **decision == BatchDecision::Accept)
         .map(|(hold, _)| hold)
         .collect();
-    let mut records = write_winners(conn, show_id, &winners, now, &mut log)
+    let mut records = write_winners(conn, backend, show_id, &winners, now, &mut log)
         .await?
         .into_iter();
     let results = decisions

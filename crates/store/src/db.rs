@@ -253,6 +253,36 @@ macro_rules! write_tx {
     }};
 }
 
+/// Numbers the parameters of a statement built at run time, in order of
+/// appearance: `$1, $2, …` on PostgreSQL, plain `?` on SQLite. SQLite keeps
+/// named parameters (`$n`, and `?n` too) in a list it searches linearly when
+/// parsing and when sqlx binds each one, so a statement with a few hundred
+/// `$n` parameters cost O(n²): most of a busy server's CPU in the group
+/// commit. Anonymous `?` parameters are not in that list. The price: every
+/// occurrence is its own parameter, bound in order of appearance.
+pub(crate) struct Placeholders {
+    backend: Backend,
+    next: usize,
+}
+
+impl Placeholders {
+    pub(crate) fn starting_at(backend: Backend, first: usize) -> Placeholders {
+        Placeholders {
+            backend,
+            next: first,
+        }
+    }
+
+    pub(crate) fn next_placeholder(&mut self) -> String {
+        let number = self.next;
+        self.next += 1;
+        match self.backend {
+            Backend::Postgres => format!("${number}"),
+            Backend::Sqlite => "?".to_owned(),
+        }
+    }
+}
+
 pub(crate) fn to_millis(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
 }

@@ -10,10 +10,11 @@ use sqlx::{AnyConnection, Row};
 use crate::audit::write_audit;
 use crate::bookings::finish_booking;
 use crate::changes::ChangeLog;
-use crate::db::{flatten, from_millis, opt_from_millis, to_millis};
+use crate::db::{flatten, from_millis, opt_from_millis, to_millis, Placeholders};
 use crate::error::TxError;
 use crate::idempotency::complete_in_tx;
 use crate::records::SeatStatus;
+use crate::Backend;
 use crate::{
     AuditEntry, BookingRecord, BookingRejection, HoldRecord, HoldRejection, HoldStateRejection,
     IdempotencyCompletion, InventoryStore, NewBooking, NewHold, PaymentAbort,
@@ -167,7 +168,7 @@ enum DueHolds<'a> {
     All,
     OfShow(&'a ShowId),
     /// The ones a node's delay queue says are due (no table scan).
-    Listed(&'a [HoldId]),
+    Listed(&'a [HoldId], Backend),
 }
 
 async fn expire_where(
@@ -177,32 +178,47 @@ async fn expire_where(
     limit: u32,
     log: &mut ChangeLog,
 ) -> StoreResult<Vec<HoldRecord>> {
+    // Every parameter is numbered in order of appearance and bound in that
+    // order (see `Placeholders`): the list of IDs can be long.
+    let backend = match &which {
+        DueHolds::Listed(_, backend) => *backend,
+        // Few parameters: `$n` is fine on both backends.
+        DueHolds::All | DueHolds::OfShow(_) => Backend::Postgres,
+    };
+    let mut numbering = Placeholders::starting_at(backend, 1);
+    let ended_at = numbering.next_placeholder();
     let condition = match &which {
         DueHolds::All => String::new(),
-        DueHolds::OfShow(_) => "show_id = $4 AND".to_owned(),
-        DueHolds::Listed(ids) => {
-            let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 4)).collect();
-            format!("id IN ({}) AND", placeholders.join(", "))
+        DueHolds::OfShow(_) => format!("show_id = {} AND", numbering.next_placeholder()),
+        DueHolds::Listed(ids, _) => {
+            let list: Vec<String> = ids.iter().map(|_| numbering.next_placeholder()).collect();
+            format!("id IN ({}) AND", list.join(", "))
         }
     };
-    let sql = format!(
-        "UPDATE holds SET status = 'EXPIRED', ended_at = $1 WHERE id IN \
-         (SELECT id FROM holds WHERE {condition} status = 'ACTIVE' AND expires_at <= $2 ORDER BY expires_at LIMIT $3) \
-         AND status = 'ACTIVE' AND expires_at <= $2 RETURNING {HOLD_COLUMNS}"
+    let (due, limit_at, due_again) = (
+        numbering.next_placeholder(),
+        numbering.next_placeholder(),
+        numbering.next_placeholder(),
     );
-    let mut query = sqlx::query(&sql)
-        .bind(to_millis(now))
-        .bind(to_millis(now))
-        .bind(i64::from(limit));
+    let sql = format!(
+        "UPDATE holds SET status = 'EXPIRED', ended_at = {ended_at} WHERE id IN \
+         (SELECT id FROM holds WHERE {condition} status = 'ACTIVE' AND expires_at <= {due} ORDER BY expires_at LIMIT {limit_at}) \
+         AND status = 'ACTIVE' AND expires_at <= {due_again} RETURNING {HOLD_COLUMNS}"
+    );
+    let mut query = sqlx::query(&sql).bind(to_millis(now));
     match which {
         DueHolds::All => {}
         DueHolds::OfShow(show_id) => query = query.bind(show_id.as_str()),
-        DueHolds::Listed(ids) => {
+        DueHolds::Listed(ids, _) => {
             for id in ids {
                 query = query.bind(id.as_str());
             }
         }
     }
+    let query = query
+        .bind(to_millis(now))
+        .bind(i64::from(limit))
+        .bind(to_millis(now));
     let rows = query.fetch_all(&mut *conn).await?;
     let mut expired = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -496,7 +512,14 @@ impl InventoryStore for SqlStore {
         let limit = u32::try_from(ids.len()).unwrap_or(u32::MAX);
         let result = crate::write_tx!(self, |conn| async {
             let mut log = ChangeLog::default();
-            let expired = expire_where(conn, DueHolds::Listed(ids), now, limit, &mut log).await?;
+            let expired = expire_where(
+                conn,
+                DueHolds::Listed(ids, self.backend()),
+                now,
+                limit,
+                &mut log,
+            )
+            .await?;
             Ok::<_, TxError<std::convert::Infallible>>((expired, log.finish(conn).await?))
         });
         flatten(self.published(result))
