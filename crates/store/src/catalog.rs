@@ -9,8 +9,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::audit::write_audit;
-use crate::db::{flatten, from_millis, to_millis};
+use crate::db::{flatten, from_millis, to_millis, Placeholders};
 use crate::error::TxError;
+use crate::Backend;
 use crate::{
     AuditEntry, CatalogStore, EventFilter, EventRecord, Page, PageRequest, ShowPatch, ShowRecord,
     SqlStore, StoreError, StoreResult, VenueRecord, VenueSummary, WaitingRoomSettings,
@@ -106,6 +107,7 @@ pub(crate) async fn load_show(
 
 async fn insert_inventory(
     conn: &mut AnyConnection,
+    backend: Backend,
     show_id: &ShowId,
     layout: &VenueLayout,
 ) -> StoreResult<()> {
@@ -114,17 +116,19 @@ async fn insert_inventory(
         let mut sql = String::from(
             "INSERT INTO show_seats (show_id, seat_id, section, category, status) VALUES ",
         );
+        // Anonymous `?` on SQLite: see `Placeholders` (thousands of `$n`
+        // made creating a 50,000-seat show quadratic).
+        let mut numbering = Placeholders::starting_at(backend, 1);
         for index in 0..chunk.len() {
-            let base = index * 4;
             if index > 0 {
                 sql.push(',');
             }
             sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, 'AVAILABLE')",
-                base + 1,
-                base + 2,
-                base + 3,
-                base + 4
+                "({}, {}, {}, {}, 'AVAILABLE')",
+                numbering.next_placeholder(),
+                numbering.next_placeholder(),
+                numbering.next_placeholder(),
+                numbering.next_placeholder()
             ));
         }
         let mut query = sqlx::query(&sql);
@@ -358,6 +362,7 @@ impl CatalogStore for SqlStore {
     ) -> StoreResult<()> {
         let prices = serde_json::to_string(&show.prices)?;
         let waiting_room = serde_json::to_string(&show.waiting_room)?;
+        let backend = self.backend();
         flatten(crate::write_tx!(self, |conn| async {
             sqlx::query(&format!(
                 "INSERT INTO shows ({SHOW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
@@ -377,7 +382,7 @@ impl CatalogStore for SqlStore {
             .bind(to_millis(show.updated_at))
             .execute(&mut *conn)
             .await?;
-            insert_inventory(conn, &show.id, layout).await?;
+            insert_inventory(conn, backend, &show.id, layout).await?;
             write_audit(
                 conn,
                 show.created_at,
