@@ -29,7 +29,11 @@ macro_rules! postgres_only {
     )+};
 }
 
-postgres_only!(three_nodes_race, a_change_on_one_node_reaches_the_others);
+postgres_only!(
+    three_nodes_race,
+    a_change_on_one_node_reaches_the_others,
+    the_feed_survives_a_lost_connection
+);
 
 const CLIENTS: usize = 200;
 const USERS: usize = 100;
@@ -412,4 +416,128 @@ async fn a_change_on_one_node_reaches_the_others(backend: Backend) {
         eprintln!("{what}: all nodes converged after {slowest:?}");
     }
     assert_fed(nodes).await;
+}
+
+/// Every node's feed connection is killed by the database (as a restart or a
+/// network cut would): the seat maps still converge within the bound (the
+/// nodes check every show again and fall back to the version check while
+/// they reconnect), and the feed comes back and delivers again.
+async fn the_feed_survives_a_lost_connection(backend: Backend) {
+    let cluster = cluster(backend).await;
+    let nodes = &cluster.nodes;
+    let fixture = cluster
+        .app
+        .fixture(
+            ROWS,
+            SEATS_PER_ROW,
+            None,
+            json!({"max_tickets_per_user": MAX_TICKETS_PER_USER}),
+        )
+        .await;
+    let show_id = &fixture.show_id;
+    let places = fixture.seat_ids.len() as i64;
+    let user = cluster.app.register_user().await;
+    let idle = Truth {
+        held: BTreeSet::new(),
+        standing_available: None,
+        summary: (places, 0, 0),
+    };
+    assert_converged(nodes, show_id, &idle, Instant::now(), "before any hold").await;
+
+    let database = sqlx::PgPool::connect(&cluster.app.database_url)
+        .await
+        .expect("connect to the test database");
+    let killed: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&database)
+    .await
+    .expect("terminate the listeners");
+    assert_eq!(killed.len(), nodes.len(), "one feed connection per node");
+
+    // Changes right after the cut, from every node.
+    let mut holds = Vec::new();
+    let mut held = BTreeSet::new();
+    let mut last_answer = Instant::now();
+    for (index, node) in nodes.iter().enumerate() {
+        let seat = fixture.seat_ids[index].as_str();
+        let resp = node.hold_seats(&user.token, show_id, &[seat]).await;
+        last_answer = Instant::now();
+        holds.push(id_of(resp.expect(201, "hold a seat"), &resp));
+        held.insert(seat.to_string());
+    }
+    let count = held.len() as i64;
+    let truth = Truth {
+        held,
+        standing_available: None,
+        summary: (places - count, count, 0),
+    };
+    assert_converged(nodes, show_id, &truth, last_answer, "holds after the cut").await;
+
+    for (index, node) in nodes.iter().enumerate() {
+        poll_until(
+            &format!("node {index} to notice the lost feed"),
+            POLL_DEADLINE,
+            POLL_EVERY,
+            || async {
+                match counter(node, "boxoffice_change_feed_losses_total").await {
+                    losses if losses >= 1.0 => Ok(()),
+                    losses => Err(format!("{losses} losses")),
+                }
+            },
+        )
+        .await;
+    }
+    poll_until(
+        "every node to listen again",
+        POLL_DEADLINE,
+        POLL_EVERY,
+        || async {
+            let listening: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+            )
+            .fetch_one(&database)
+            .await
+            .unwrap_or(0);
+            if listening == nodes.len() as i64 {
+                Ok(())
+            } else {
+                Err(format!("{listening} listening"))
+            }
+        },
+    )
+    .await;
+    let before: Vec<f64> = futures::future::join_all(
+        nodes
+            .iter()
+            .map(|node| counter(node, "boxoffice_change_feed_notifications_total")),
+    )
+    .await;
+    for hold_id in &holds {
+        let resp = nodes[0]
+            .delete(&format!("/v1/holds/{hold_id}"), Some(&user.token))
+            .await;
+        assert_eq!(resp.status(), 204, "release {hold_id}: {resp}");
+    }
+    let released_at = Instant::now();
+    assert_converged(
+        nodes,
+        show_id,
+        &idle,
+        released_at,
+        "releases after the reconnection",
+    )
+    .await;
+    for (index, node) in nodes.iter().enumerate() {
+        let after = counter(node, "boxoffice_change_feed_notifications_total").await;
+        assert!(
+            after >= before[index] + holds.len() as f64,
+            "node {index} got {} notifications after reconnecting, expected {}",
+            after - before[index],
+            holds.len()
+        );
+    }
+    database.close().await;
 }
