@@ -1,11 +1,14 @@
 //! The in-memory inventory of each show on this node: a compact status array
 //! in layout order plus the show's version, loaded from the database once and
-//! kept current by this node's own commits (the store's change feed, applied
-//! in version order) and, for changes made by other nodes, by comparing the
-//! version with the database at most every `FRESHNESS_CHECK_INTERVAL` and
-//! reloading when it moved. Seat maps and best-available are served from it,
-//! and holds for seats it knows are taken are refused without touching the
-//! database. It is only ever a filter: the store's transactions decide.
+//! kept current by this node's own commits and, on PostgreSQL, by the other
+//! nodes' commits arriving through the change feed (`LISTEN/NOTIFY`), all
+//! applied in version order. As a safety net (and the only way on SQLite,
+//! where several processes may share a file), a reader compares the version
+//! with the database at most every `FRESHNESS_CHECK_INTERVAL` and reloads when
+//! it moved; while the feed demonstrably delivers, that check is skipped.
+//! Seat maps and best-available are served from it, and holds for seats it
+//! knows are taken are refused without touching the database. It is only ever
+//! a filter: the store's transactions decide. See docs/adr/0007 and 0010.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -13,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use boxoffice_domain::{best_available_at, HoldId, Seat, SeatId, ShowId, VenueLayout};
 use boxoffice_store::{
-    ChangeListener, InventorySnapshot, SeatChange, SeatStatus, ShowChange, StandingHoldChange,
-    StandingState, Store,
+    ChangeListener, FeedEvent, InventorySnapshot, SeatChange, SeatStatus, ShowChange,
+    StandingHoldChange, StandingState, Store,
 };
 use chrono::{DateTime, Utc};
 
@@ -23,6 +26,10 @@ use crate::error::{ServiceError, ServiceResult};
 /// How stale a node's view of another node's changes may get: the seat map of
 /// every node converges to the database within this (well under 1 s).
 const FRESHNESS_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a missing version may be in flight on the feed (another node
+/// committed it just before this node's own, applied, change) before the
+/// show is checked against the database.
+const GAP_GRACE: Duration = Duration::from_millis(100);
 /// Out-of-order changes kept while waiting for the missing version; past this
 /// the show is reloaded instead.
 const PENDING_CHANGES_MAX: usize = 1_024;
@@ -43,7 +50,15 @@ struct ShowState {
     standing: Vec<StandingState>,
     standing_holds: HashMap<HoldId, Vec<(String, u32, i64)>>,
     pending: BTreeMap<i64, ShowChange>,
+    /// Since when the version after `version` is missing while later ones
+    /// wait in `pending`.
+    gap_since: Option<Instant>,
+    /// When a version check last started that found the state current (or
+    /// reloaded it).
     verified_at: Option<Instant>,
+    /// A check started before this does not count: changes may have been
+    /// missed since (feed lost, change too large to carry, too far behind).
+    invalidated_at: Option<Instant>,
     /// Seats picked by best-available requests of this node that are still on
     /// their way to the database: other pickers skip them, so that concurrent
     /// best-available buyers do not all pick the same "best" seats and lose.
@@ -169,6 +184,9 @@ impl ShowState {
         }
         let version = self.version;
         self.pending.retain(|pending, _| *pending > version);
+        // Called after the version moved: whatever still waits, waits for a
+        // new gap.
+        self.gap_since = (!self.pending.is_empty()).then(Instant::now);
     }
 }
 
@@ -189,7 +207,9 @@ impl ShowInventory {
                 standing: Vec::new(),
                 standing_holds: HashMap::new(),
                 pending: BTreeMap::new(),
+                gap_since: None,
                 verified_at: None,
+                invalidated_at: None,
                 tentative: Vec::new(),
             }),
             reload: tokio::sync::Mutex::new(()),
@@ -215,18 +235,36 @@ impl ShowInventory {
 
     fn on_change(&self, change: &ShowChange) {
         let mut state = self.state();
-        if !state.loaded || change.version <= state.version {
+        if state.loaded && change.version <= state.version {
             return;
         }
-        if change.version == state.version + 1 {
+        if state.loaded && change.version == state.version + 1 {
             state.apply(&self.index, change);
             state.drain_pending(&self.index);
         } else if state.pending.len() < PENDING_CHANGES_MAX {
+            // Also while the first load is under way: a change committed
+            // after its snapshot arrives only once, and the load keeps what
+            // is newer than the snapshot.
             state.pending.insert(change.version, change.clone());
+            if state.gap_since.is_none() {
+                state.gap_since = Some(Instant::now());
+            }
         } else {
             // Too far behind: the next reader reloads.
-            state.verified_at = None;
+            state.invalidated_at = Some(Instant::now());
         }
+    }
+
+    /// Another node committed `version` but its change did not come along.
+    fn missed(&self, version: i64) {
+        let mut state = self.state();
+        if !state.loaded || state.version < version {
+            state.invalidated_at = Some(Instant::now());
+        }
+    }
+
+    fn invalidate(&self) {
+        self.state().invalidated_at = Some(Instant::now());
     }
 
     /// The version and how many places lapsed since (the seat map's ETag),
@@ -381,21 +419,83 @@ impl ShowInventory {
     }
 }
 
+/// What this node knows about the change feed from the other nodes.
+#[derive(Debug, Default, Clone, Copy)]
+struct FeedState {
+    /// Since when the feed listens without interruption: every change
+    /// committed after this arrives.
+    connected_since: Option<Instant>,
+    /// When the last notification arrived.
+    last_notification: Option<Instant>,
+}
+
+/// Whether a reader may use the show's state as it is, without asking the
+/// database for its version. It may when a check started recently, or when
+/// a check started while the feed was already listening and the feed has
+/// been delivering since (so every later change reached this node) and no
+/// version has been missing for long.
+fn is_fresh(state: &ShowState, feed: FeedState, now: Instant) -> bool {
+    let Some(verified_at) = state.verified_at else {
+        return false;
+    };
+    if !state.loaded || state.invalidated_at.is_some_and(|at| at >= verified_at) {
+        return false;
+    }
+    if now.saturating_duration_since(verified_at) < FRESHNESS_CHECK_INTERVAL {
+        return true;
+    }
+    let fed = feed
+        .connected_since
+        .is_some_and(|since| since <= verified_at)
+        && feed
+            .last_notification
+            .is_some_and(|at| now.saturating_duration_since(at) < FRESHNESS_CHECK_INTERVAL);
+    let gap_young = match state.gap_since {
+        Some(since) => now.saturating_duration_since(since) < GAP_GRACE,
+        None => true,
+    };
+    fed && gap_young
+}
+
 /// The inventories of every show this node has served.
 pub struct InventoryEngine {
     store: Arc<dyn Store>,
     shows: RwLock<HashMap<ShowId, Arc<ShowInventory>>>,
+    feed: Mutex<FeedState>,
 }
 
 impl ChangeListener for InventoryEngine {
     fn on_change(&self, change: &ShowChange) {
-        let show = self
-            .shows
-            .read()
-            .ok()
-            .and_then(|shows| shows.get(&change.show_id).cloned());
-        if let Some(show) = show {
+        if let Some(show) = self.loaded_show(&change.show_id) {
             show.on_change(change);
+        }
+    }
+
+    fn on_feed(&self, event: FeedEvent<'_>) {
+        let now = Instant::now();
+        match event {
+            FeedEvent::Connected => self.feed_state().connected_since = Some(now),
+            FeedEvent::Lost => {
+                metrics::counter!("boxoffice_change_feed_losses_total").increment(1);
+                self.feed_state().connected_since = None;
+                let shows: Vec<Arc<ShowInventory>> = match self.shows.read() {
+                    Ok(shows) => shows.values().cloned().collect(),
+                    Err(_) => Vec::new(),
+                };
+                for show in shows {
+                    show.invalidate();
+                }
+            }
+            FeedEvent::Alive => {
+                metrics::counter!("boxoffice_change_feed_notifications_total").increment(1);
+                self.feed_state().last_notification = Some(now);
+            }
+            FeedEvent::Missed { show_id, version } => {
+                metrics::counter!("boxoffice_change_feed_missed_total").increment(1);
+                if let Some(show) = self.loaded_show(show_id) {
+                    show.missed(version);
+                }
+            }
         }
     }
 }
@@ -405,13 +505,29 @@ impl InventoryEngine {
         let engine = Arc::new(InventoryEngine {
             store: store.clone(),
             shows: RwLock::new(HashMap::new()),
+            feed: Mutex::new(FeedState::default()),
         });
         store.subscribe_changes(engine.clone());
         engine
     }
 
+    fn loaded_show(&self, show_id: &ShowId) -> Option<Arc<ShowInventory>> {
+        self.shows
+            .read()
+            .ok()
+            .and_then(|shows| shows.get(show_id).cloned())
+    }
+
+    fn feed_state(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        // Two instants: nothing a panic could leave half-written.
+        self.feed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The show's inventory, current to within `FRESHNESS_CHECK_INTERVAL` of
-    /// other nodes' changes and exact for this node's own.
+    /// other nodes' changes (within the feed's delivery time while it
+    /// delivers) and exact for this node's own.
     pub async fn show(
         &self,
         show_id: &ShowId,
@@ -437,13 +553,16 @@ impl InventoryEngine {
     }
 
     async fn refresh(&self, show_id: &ShowId, show: &ShowInventory) -> ServiceResult<()> {
-        if Self::fresh(show) {
+        if self.fresh(show) {
             return Ok(());
         }
         let _reloading = show.reload.lock().await;
-        if Self::fresh(show) {
+        if self.fresh(show) {
             return Ok(());
         }
+        // Before the query: what it reads was committed before this instant.
+        let started = Instant::now();
+        metrics::counter!("boxoffice_inventory_version_checks_total").increment(1);
         let database_version = self
             .store
             .show_version(show_id)
@@ -454,7 +573,7 @@ impl InventoryEngine {
             state.loaded.then_some(state.version)
         };
         if known_version == Some(database_version) {
-            show.state().verified_at = Some(Instant::now());
+            show.state().verified_at = Some(started);
             return Ok(());
         }
         let snapshot = self.store.inventory_snapshot(show_id).await?;
@@ -463,16 +582,13 @@ impl InventoryEngine {
             state.load(&show.index, snapshot);
             metrics::counter!("boxoffice_inventory_reloads_total").increment(1);
         }
-        state.verified_at = Some(Instant::now());
+        state.verified_at = Some(started);
         Ok(())
     }
 
-    fn fresh(show: &ShowInventory) -> bool {
-        let state = show.state();
-        state.loaded
-            && state
-                .verified_at
-                .is_some_and(|at| at.elapsed() < FRESHNESS_CHECK_INTERVAL)
+    fn fresh(&self, show: &ShowInventory) -> bool {
+        let feed = *self.feed_state();
+        is_fresh(&show.state(), feed, Instant::now())
     }
 }
 
@@ -660,5 +776,106 @@ mod tests {
         let view = inventory.view(at(0));
         assert_eq!(view.version, 5, "the pending 5 follows the reloaded 4");
         assert_eq!(view.seats[2..], [SeatStatus::Booked, SeatStatus::Booked]);
+    }
+
+    #[test]
+    fn a_change_arriving_during_the_first_load_is_kept() {
+        let inventory = ShowInventory::new(layout());
+        inventory.on_change(&change(4, vec![seat("A-1-4", SeatStatus::Booked, None)]));
+        inventory.state().load(
+            &inventory.index,
+            InventorySnapshot {
+                version: 3,
+                seats: Vec::new(),
+                standing: Vec::new(),
+                standing_holds: Vec::new(),
+            },
+        );
+        let view = inventory.view(at(0));
+        assert_eq!(view.version, 4);
+        assert_eq!(view.seats[3], SeatStatus::Booked);
+        assert!(inventory.state().gap_since.is_none());
+    }
+
+    fn fed(connected_ago: u64, notified_ago: u64, now: Instant) -> FeedState {
+        FeedState {
+            connected_since: Some(now - Duration::from_millis(connected_ago)),
+            last_notification: Some(now - Duration::from_millis(notified_ago)),
+        }
+    }
+
+    fn verified(inventory: &ShowInventory, ago: u64, now: Instant) {
+        inventory.state().verified_at = Some(now - Duration::from_millis(ago));
+    }
+
+    #[test]
+    fn a_recent_check_is_fresh_with_or_without_the_feed() {
+        let now = Instant::now() + Duration::from_secs(60);
+        let inventory = loaded(1);
+        verified(&inventory, 100, now);
+        assert!(is_fresh(&inventory.state(), FeedState::default(), now));
+        verified(&inventory, 300, now);
+        assert!(!is_fresh(&inventory.state(), FeedState::default(), now));
+    }
+
+    #[test]
+    fn a_delivering_feed_replaces_the_check() {
+        let now = Instant::now() + Duration::from_secs(60);
+        let inventory = loaded(1);
+        verified(&inventory, 5_000, now);
+        assert!(is_fresh(&inventory.state(), fed(10_000, 50, now), now));
+        assert!(
+            !is_fresh(&inventory.state(), fed(10_000, 400, now), now),
+            "a silent feed may be a dead one"
+        );
+        assert!(
+            !is_fresh(&inventory.state(), fed(1_000, 50, now), now),
+            "changes before the feed (re)connected may be missing"
+        );
+        assert!(
+            !is_fresh(
+                &inventory.state(),
+                FeedState {
+                    connected_since: None,
+                    last_notification: Some(now),
+                },
+                now
+            ),
+            "lost"
+        );
+    }
+
+    #[test]
+    fn a_lasting_gap_or_an_invalidation_forces_a_check() {
+        let now = Instant::now() + Duration::from_secs(60);
+        let inventory = loaded(1);
+        verified(&inventory, 5_000, now);
+        inventory.on_change(&change(3, vec![seat("A-1-1", SeatStatus::Booked, None)]));
+        let feed = fed(10_000, 10, now);
+        assert!(inventory.state().gap_since.is_some(), "2 is missing");
+        inventory.state().gap_since = Some(now - GAP_GRACE / 2);
+        assert!(
+            is_fresh(&inventory.state(), feed, now),
+            "2 may be in flight"
+        );
+        inventory.state().gap_since = Some(now - GAP_GRACE);
+        assert!(!is_fresh(&inventory.state(), feed, now), "2 is overdue");
+        inventory.on_change(&change(2, Vec::new()));
+        assert_eq!(inventory.view(at(0)).version, 3);
+        assert!(is_fresh(&inventory.state(), feed, now), "gap filled");
+        // Real instants from here: invalidation stamps the real time.
+        inventory.state().verified_at = Some(Instant::now());
+        inventory.missed(3);
+        assert!(
+            is_fresh(&inventory.state(), feed, Instant::now()),
+            "already had 3"
+        );
+        inventory.missed(4);
+        assert!(!is_fresh(&inventory.state(), feed, Instant::now()));
+        inventory.state().verified_at = Some(Instant::now());
+        assert!(
+            is_fresh(&inventory.state(), feed, Instant::now()),
+            "checked again"
+        );
     }
 }

@@ -265,6 +265,7 @@ async fn write_winners(
 pub(crate) async fn holds_batch_tx(
     conn: &mut AnyConnection,
     backend: Backend,
+    feed_node: Option<&str>,
     show_id: &ShowId,
     holds: &[(NewHold, Option<IdempotencyCompletion>)],
     now: DateTime<Utc>,
@@ -333,5 +334,5 @@ pub(crate) async fn holds_batch_tx(
             }
         })
         .collect();
-    Ok((results, log.finish(conn).await?))
+    Ok((results, log.finish(conn, feed_node).await?))
 }

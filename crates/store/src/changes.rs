@@ -56,9 +56,31 @@ pub struct InventorySnapshot {
     pub standing_holds: Vec<StandingHoldChange>,
 }
 
-/// Receives committed changes, synchronously, on the node that made them.
+/// What the change feed from other nodes (PostgreSQL `LISTEN`) reports
+/// besides changes. See docs/adr/0010-postgres-change-feed.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedEvent<'a> {
+    /// Listening: every change committed from now on will arrive, in commit
+    /// order.
+    Connected,
+    /// The connection was lost (or a notification was unreadable): changes
+    /// may have been missed, so every show must be checked again.
+    Lost,
+    /// A notification arrived (this node's own ones included): the feed
+    /// delivers.
+    Alive,
+    /// Another node committed `version` of the show but its change was too
+    /// large to carry: the show must be reloaded.
+    Missed { show_id: &'a ShowId, version: i64 },
+}
+
+/// Receives committed changes: synchronously on the node that made them,
+/// and, on PostgreSQL, from the other nodes through the change feed.
 pub trait ChangeListener: Send + Sync {
     fn on_change(&self, change: &ShowChange);
+
+    /// Only called on PostgreSQL, from the feed's task.
+    fn on_feed(&self, _event: FeedEvent<'_>) {}
 }
 
 #[derive(Default)]
@@ -157,7 +179,14 @@ impl ChangeLog {
     /// Bumps the version of every touched show (in show-ID order, so that
     /// transactions never wait on each other's show rows in a cycle) and reads
     /// back the touched standing counters. Runs last in the transaction.
-    pub(crate) async fn finish(self, conn: &mut AnyConnection) -> StoreResult<Vec<ShowChange>> {
+    /// With `feed_node` (PostgreSQL) each change is also sent to the other
+    /// nodes by `pg_notify`, which PostgreSQL delivers on commit, in commit
+    /// order, and never for a rolled-back attempt.
+    pub(crate) async fn finish(
+        self,
+        conn: &mut AnyConnection,
+        feed_node: Option<&str>,
+    ) -> StoreResult<Vec<ShowChange>> {
         let mut changes = Vec::with_capacity(self.shows.len());
         for (show_id, pending) in self.shows {
             let version: i64 = sqlx::query(
@@ -185,6 +214,11 @@ impl ChangeLog {
                 standing,
                 standing_holds: pending.standing_holds,
             });
+        }
+        if let Some(node) = feed_node {
+            for change in &changes {
+                crate::feed::notify(conn, node, change).await?;
+            }
         }
         Ok(changes)
     }

@@ -60,8 +60,15 @@ pub struct SqlStore {
     /// SQLite has one writer per file; serializing writers in-process avoids
     /// SQLITE_BUSY on lock upgrades. PostgreSQL uses row locks instead.
     write_lock: Option<Mutex<()>>,
-    /// Told about every committed inventory change of this node.
-    listeners: std::sync::RwLock<Vec<std::sync::Arc<dyn crate::ChangeListener>>>,
+    /// Told about every committed inventory change of this node (and, on
+    /// PostgreSQL, of the other nodes).
+    listeners: crate::feed::Listeners,
+    /// Random, per process: tells this node's notifications from others'.
+    node_id: String,
+    /// PostgreSQL only: the URL the change feed listens on.
+    feed_url: Option<String>,
+    /// The change feed's task, started with the first listener.
+    feed_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Turns `sqlite://…`, `sqlite:///abs`, a bare path or `postgres://…` into a
@@ -143,7 +150,10 @@ impl SqlStore {
             pool,
             backend,
             write_lock: (backend == Backend::Sqlite).then(|| Mutex::new(())),
-            listeners: std::sync::RwLock::new(Vec::new()),
+            listeners: Default::default(),
+            node_id: format!("{:032x}", rand::random::<u128>()),
+            feed_url: (backend == Backend::Postgres).then_some(url),
+            feed_task: std::sync::Mutex::new(None),
         })
     }
 
@@ -174,9 +184,49 @@ impl SqlStore {
         TRANSACTION_RETRIES_MAX
     }
 
+    /// On PostgreSQL, the node whose changes this store sends to the others.
+    pub(crate) fn feed_node(&self) -> Option<&str> {
+        self.feed_url.as_ref().map(|_| self.node_id.as_str())
+    }
+
     pub(crate) fn add_listener(&self, listener: std::sync::Arc<dyn crate::ChangeListener>) {
         if let Ok(mut listeners) = self.listeners.write() {
             listeners.push(listener);
+        }
+        self.start_feed();
+    }
+
+    /// Starts listening to the other nodes' changes (PostgreSQL, once, and
+    /// only inside a Tokio runtime: a store without listeners, like the
+    /// CLI's one-shot commands, needs no feed).
+    fn start_feed(&self) {
+        let Some(url) = &self.feed_url else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("no Tokio runtime: changes of other nodes arrive by polling only");
+            return;
+        };
+        let mut task = match self.feed_task.lock() {
+            Ok(task) => task,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if task.is_none() {
+            *task = Some(runtime.spawn(crate::feed::run(
+                url.clone(),
+                self.node_id.clone(),
+                std::sync::Arc::downgrade(&self.listeners),
+            )));
+        }
+    }
+
+    fn stop_feed(&self) {
+        let task = match self.feed_task.lock() {
+            Ok(mut task) => task.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(task) = task {
+            task.abort();
         }
     }
 
@@ -203,7 +253,14 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
+        self.stop_feed();
         self.pool.close().await;
+    }
+}
+
+impl Drop for SqlStore {
+    fn drop(&mut self) {
+        self.stop_feed();
     }
 }
 

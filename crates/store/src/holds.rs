@@ -404,7 +404,7 @@ impl InventoryStore for SqlStore {
     ) -> StoreResult<Vec<Result<HoldRecord, HoldRejection>>> {
         let backend = self.backend();
         let result = crate::write_tx!(self, |conn| async {
-            crate::batch::holds_batch_tx(conn, backend, show_id, holds, now).await
+            crate::batch::holds_batch_tx(conn, backend, self.feed_node(), show_id, holds, now).await
         });
         flatten(self.published(result))
     }
@@ -441,7 +441,7 @@ impl InventoryStore for SqlStore {
             if let Some(completion) = completion {
                 complete_in_tx(conn, completion, hold.created_at).await?;
             }
-            Ok((record, log.finish(conn).await?))
+            Ok((record, log.finish(conn, self.feed_node()).await?))
         });
         self.published(result)
     }
@@ -483,7 +483,7 @@ impl InventoryStore for SqlStore {
                 &[hold_audit("hold.released", &hold, user, places_json(&hold))],
             )
             .await?;
-            Ok((hold, log.finish(conn).await?))
+            Ok((hold, log.finish(conn, self.feed_node()).await?))
         });
         self.published(result)
     }
@@ -496,7 +496,10 @@ impl InventoryStore for SqlStore {
         let result = crate::write_tx!(self, |conn| async {
             let mut log = ChangeLog::default();
             let expired = expire_due(conn, None, now, limit, &mut log).await?;
-            Ok::<_, TxError<std::convert::Infallible>>((expired, log.finish(conn).await?))
+            Ok::<_, TxError<std::convert::Infallible>>((
+                expired,
+                log.finish(conn, self.feed_node()).await?,
+            ))
         });
         flatten(self.published(result))
     }
@@ -596,7 +599,7 @@ impl InventoryStore for SqlStore {
             )
             .await?;
             log.held(&paying.show_id, &paying.id, &paying.items, None, false);
-            Ok((paying, log.finish(conn).await?))
+            Ok((paying, log.finish(conn, self.feed_node()).await?))
         });
         self.published(result)
     }
@@ -613,7 +616,7 @@ impl InventoryStore for SqlStore {
             if let Some(completion) = completion {
                 complete_in_tx(conn, completion, now).await?;
             }
-            Ok((record, log.finish(conn).await?))
+            Ok((record, log.finish(conn, self.feed_node()).await?))
         });
         self.published(result)
     }
@@ -628,10 +631,13 @@ impl InventoryStore for SqlStore {
         let result = crate::write_tx!(self, |conn| async {
             let log = ChangeLog::default();
             let Some(hold) = load_hold(conn, id).await? else {
-                return Ok::<_, TxError<std::convert::Infallible>>((None, log.finish(conn).await?));
+                return Ok::<_, TxError<std::convert::Infallible>>((
+                    None,
+                    log.finish(conn, self.feed_node()).await?,
+                ));
             };
             if hold.status != HoldStatus::Paying {
-                return Ok((None, log.finish(conn).await?));
+                return Ok((None, log.finish(conn, self.feed_node()).await?));
             }
             let mut log = log;
             let (new_status, frees) = match abort {
@@ -649,7 +655,7 @@ impl InventoryStore for SqlStore {
             .fetch_optional(&mut *conn)
             .await?;
             let Some(row) = row else {
-                return Ok((None, log.finish(conn).await?));
+                return Ok((None, log.finish(conn, self.feed_node()).await?));
             };
             let updated = hold_from_row(&row)?;
             let mut audit = Vec::new();
@@ -707,7 +713,7 @@ impl InventoryStore for SqlStore {
             if let Some(completion) = completion {
                 complete_in_tx(conn, completion, now).await?;
             }
-            Ok((Some(updated), log.finish(conn).await?))
+            Ok((Some(updated), log.finish(conn, self.feed_node()).await?))
         });
         flatten(self.published(result))
     }
@@ -755,7 +761,7 @@ impl InventoryStore for SqlStore {
         let result = crate::write_tx!(self, |conn| async {
             let mut log = ChangeLog::default();
             let booking = crate::bookings::cancel_in_tx(conn, id, actor, now, &mut log).await?;
-            Ok((booking, log.finish(conn).await?))
+            Ok((booking, log.finish(conn, self.feed_node()).await?))
         });
         self.published(result)
     }

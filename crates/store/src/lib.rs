@@ -20,6 +20,7 @@ mod catalog;
 pub mod changes;
 pub mod db;
 pub mod error;
+mod feed;
 mod holds;
 mod idempotency;
 pub mod records;
@@ -33,7 +34,9 @@ use boxoffice_domain::{
 };
 use chrono::{DateTime, Utc};
 
-pub use changes::{ChangeListener, InventorySnapshot, SeatChange, ShowChange, StandingHoldChange};
+pub use changes::{
+    ChangeListener, FeedEvent, InventorySnapshot, SeatChange, ShowChange, StandingHoldChange,
+};
 pub use db::{parse_database_url, Backend, SqlStore, StoreConfig, POOL_SIZE_DEFAULT};
 pub use error::StoreError;
 pub use records::*;

@@ -19,4 +19,5 @@ mod checkin;
 mod crash;
 mod flow;
 mod idempotency;
+mod nodes;
 mod race;
