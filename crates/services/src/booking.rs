@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use boxoffice_domain::{
     BookingId, BookingStatus, HoldId, HoldRequestInput, HoldSelection, HoldStatus, Money,
-    PaymentId, Role, SeatId, ShowStatus, TicketClaims, TicketId, TicketSigner, TicketVerifier,
-    UserId, TICKET_CODE_LENGTH_MAX,
+    PaymentId, Role, SeatId, ShowId, ShowStatus, TicketClaims, TicketId, TicketSigner,
+    TicketVerifier, UserId, TICKET_CODE_LENGTH_MAX,
 };
 use boxoffice_store::{
     AuditFilter, AuditRecord, BookingFilter, BookingRecord, BookingRejection, CancelRejection,
@@ -28,6 +28,7 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::payments::{
     gateway_key_of_hold, ChargeOutcome, ChargeRequest, GatewayCharge, PaymentGateway,
 };
+use crate::seat_locks::{GuardedSeatLocks, LockOutcome, SeatLocks};
 use crate::views::{rfc3339, BookingView, CheckinView, HoldView, MoneyView};
 
 /// Expired holds released per sweeper transaction.
@@ -117,6 +118,8 @@ pub struct BookingService {
     render_error: ErrorRenderer,
     /// Present with the `batched` hold strategy.
     batcher: Option<Arc<HoldBatcher>>,
+    /// Present when Redis is configured.
+    seat_locks: Option<GuardedSeatLocks>,
 }
 
 fn stored_json<T: Serialize>(status: u16, value: &T) -> StoredResponse {
@@ -146,6 +149,7 @@ impl BookingService {
             .then(|| HoldBatcher::new(store.clone(), config.batch_limits));
         BookingService {
             batcher,
+            seat_locks: None,
             store,
             clock,
             gateway,
@@ -155,6 +159,13 @@ impl BookingService {
             config,
             render_error,
         }
+    }
+
+    /// Soft-locks every hold's seats across nodes before the database
+    /// decides, so that nodes turn away each other's winners cheaply.
+    pub fn with_seat_locks(mut self, locks: Arc<dyn SeatLocks>) -> Self {
+        self.seat_locks = Some(GuardedSeatLocks::new(locks));
+        self
     }
 
     pub fn ticket_public_key(&self) -> [u8; 32] {
@@ -368,11 +379,49 @@ impl BookingService {
             scope: scope.clone(),
             response: stored_json(201, &view),
         });
-        let outcome = match &self.batcher {
-            Some(batcher) => batcher.submit(hold, completion).await?,
-            None => self.store.create_hold(&hold, completion.as_ref()).await?,
+        let seat_ids: Vec<SeatId> = hold
+            .items
+            .seats
+            .iter()
+            .map(|seat| seat.seat_id.clone())
+            .collect();
+        // Like the fast reject, only without an Idempotency-Key: a refusal
+        // here would leave such a request's answer unstored.
+        let locked = match &self.seat_locks {
+            Some(locks) if scope.is_none() && !seat_ids.is_empty() => {
+                let ttl = (hold.expires_at - self.clock.now())
+                    .to_std()
+                    .unwrap_or_default();
+                // The lock must never outlive the hold: a lapsed hold may not
+                // block anyone, even before the sweeper runs.
+                match locks.lock(&show.id, &seat_ids, &hold.id, ttl).await {
+                    Some(LockOutcome::Locked) => true,
+                    Some(LockOutcome::Taken { seat_ids }) => {
+                        metrics::counter!("boxoffice_holds_redis_rejected_total").increment(1);
+                        return Err(ServiceError::SeatsUnavailable {
+                            seat_ids: seat_ids.iter().map(|id| id.to_string()).collect(),
+                            sections: Vec::new(),
+                        });
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
         };
-        match outcome {
+        let hold_id = hold.id.clone();
+        let outcome = match &self.batcher {
+            Some(batcher) => batcher.submit(hold, completion).await,
+            None => self.store.create_hold(&hold, completion.as_ref()).await,
+        };
+        if locked && !matches!(outcome, Ok(Ok(_))) {
+            // Refused or failed: free the seats for the other requests now
+            // rather than at the TTL. (Should a failed commit have gone
+            // through after all, the hold merely lacks its filter.)
+            if let Some(locks) = &self.seat_locks {
+                locks.unlock(&show.id, &seat_ids, &hold_id).await;
+            }
+        }
+        match outcome? {
             Ok(_) => Ok(view),
             Err(HoldRejection::SeatsUnavailable { seat_ids }) => {
                 Err(ServiceError::SeatsUnavailable {
@@ -507,7 +556,10 @@ impl BookingService {
             .release_hold(&hold_id, Some(&caller.id), self.clock.now())
             .await?
         {
-            Ok(_) => Ok(()),
+            Ok(released) => {
+                self.unlock_seats_of(&released).await;
+                Ok(())
+            }
             Err(HoldStateRejection::NotFound) => Err(ServiceError::NotFound { what: "hold" }),
             Err(HoldStateRejection::NotActive) => {
                 let status = self
@@ -517,6 +569,34 @@ impl BookingService {
                     .map(|h| h.status.as_str().to_string())
                     .unwrap_or_default();
                 Err(ServiceError::HoldNotActive { status })
+            }
+        }
+    }
+
+    /// Removes the soft-locks of a hold that ended (released, expired,
+    /// declined), so that its seats can be held again at once on any node.
+    async fn unlock_seats_of(&self, hold: &HoldRecord) {
+        self.unlock_seats(&hold.show_id, &hold.items, &hold.id)
+            .await;
+    }
+
+    async fn unlock_seats(&self, show_id: &ShowId, items: &HoldItems, owner: &HoldId) {
+        let Some(locks) = &self.seat_locks else {
+            return;
+        };
+        let seat_ids: Vec<SeatId> = items
+            .seats
+            .iter()
+            .map(|seat| seat.seat_id.clone())
+            .collect();
+        locks.unlock(show_id, &seat_ids, owner).await;
+    }
+
+    /// `abort_payment` answers the hold as it left it; only an ended one frees its seats.
+    async fn unlock_if_ended(&self, hold: Option<&HoldRecord>) {
+        if let Some(hold) = hold {
+            if matches!(hold.status, HoldStatus::Released | HoldStatus::Expired) {
+                self.unlock_seats_of(hold).await;
             }
         }
     }
@@ -624,7 +704,8 @@ impl BookingService {
                     scope: scope.clone(),
                     response: (self.render_error)(&ServiceError::PaymentDeclined),
                 });
-                self.store
+                let aborted = self
+                    .store
                     .abort_payment(
                         &hold.id,
                         PaymentAbort::Declined,
@@ -632,6 +713,7 @@ impl BookingService {
                         completion.as_ref(),
                     )
                     .await?;
+                self.unlock_if_ended(aborted.as_ref()).await;
                 Err(ServiceError::PaymentDeclined)
             }
             Ok(Err(error)) => {
@@ -660,9 +742,11 @@ impl BookingService {
                 return self.book(hold, &charge, scope).await;
             }
         }
-        self.store
+        let aborted = self
+            .store
             .abort_payment(&hold.id, PaymentAbort::Unavailable, self.clock.now(), None)
             .await?;
+        self.unlock_if_ended(aborted.as_ref()).await;
         Err(ServiceError::PaymentUnavailable)
     }
 
@@ -864,6 +948,10 @@ impl BookingService {
         {
             Ok(cancelled) => {
                 metrics::counter!("boxoffice_cancellations_total").increment(1);
+                // A lock of the booking's hold may still run when the booking
+                // is cancelled soon after: the seats are on sale again now.
+                self.unlock_seats(&cancelled.show_id, &cancelled.items, &cancelled.hold_id)
+                    .await;
                 let refreshed = self
                     .store
                     .booking(&cancelled.id)
@@ -967,6 +1055,9 @@ impl BookingService {
                 .expire_due_holds(self.clock.now(), EXPIRY_BATCH_MAX)
                 .await?;
             expired += batch.len();
+            for hold in &batch {
+                self.unlock_seats_of(hold).await;
+            }
             if batch.len() < EXPIRY_BATCH_MAX as usize {
                 break;
             }
@@ -999,9 +1090,11 @@ impl BookingService {
                 }
                 Ok(Ok(_)) => {
                     tracing::info!(hold_id = %hold.id, "reconciliation: no payment captured, hold back on sale path");
-                    self.store
+                    let aborted = self
+                        .store
                         .abort_payment(&hold.id, PaymentAbort::Unavailable, self.clock.now(), None)
                         .await?;
+                    self.unlock_if_ended(aborted.as_ref()).await;
                 }
                 _ => {
                     tracing::warn!(hold_id = %hold.id, "reconciliation: gateway unreachable, will retry");
