@@ -28,7 +28,7 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::payments::{
     gateway_key_of_hold, ChargeOutcome, ChargeRequest, GatewayCharge, PaymentGateway,
 };
-use crate::seat_locks::{GuardedSeatLocks, LockOutcome, SeatLocks};
+use crate::seat_locks::{GuardedSeatLocks, LockAttempt, LockOutcome, SeatLocks};
 use crate::views::{rfc3339, BookingView, CheckinView, HoldView, MoneyView};
 
 /// Expired holds released per sweeper transaction.
@@ -387,7 +387,8 @@ impl BookingService {
             .collect();
         // Like the fast reject, only without an Idempotency-Key: a refusal
         // here would leave such a request's answer unstored.
-        let locked = match &self.seat_locks {
+        // True when this request may own locks (a failed call may have run).
+        let maybe_locked = match &self.seat_locks {
             Some(locks) if scope.is_none() && !seat_ids.is_empty() => {
                 let ttl = (hold.expires_at - self.clock.now())
                     .to_std()
@@ -395,15 +396,15 @@ impl BookingService {
                 // The lock must never outlive the hold: a lapsed hold may not
                 // block anyone, even before the sweeper runs.
                 match locks.lock(&show.id, &seat_ids, &hold.id, ttl).await {
-                    Some(LockOutcome::Locked) => true,
-                    Some(LockOutcome::Taken { seat_ids }) => {
+                    LockAttempt::Done(LockOutcome::Locked) | LockAttempt::Failed => true,
+                    LockAttempt::Done(LockOutcome::Taken { seat_ids }) => {
                         metrics::counter!("boxoffice_holds_redis_rejected_total").increment(1);
                         return Err(ServiceError::SeatsUnavailable {
                             seat_ids: seat_ids.iter().map(|id| id.to_string()).collect(),
                             sections: Vec::new(),
                         });
                     }
-                    None => false,
+                    LockAttempt::Skipped => false,
                 }
             }
             _ => false,
@@ -413,7 +414,7 @@ impl BookingService {
             Some(batcher) => batcher.submit(hold, completion).await,
             None => self.store.create_hold(&hold, completion.as_ref()).await,
         };
-        if locked && !matches!(outcome, Ok(Ok(_))) {
+        if maybe_locked && !matches!(outcome, Ok(Ok(_))) {
             // Refused or failed: free the seats for the other requests now
             // rather than at the TTL. (Should a failed commit have gone
             // through after all, the hold merely lacks its filter.)
@@ -1061,6 +1062,9 @@ impl BookingService {
             if batch.len() < EXPIRY_BATCH_MAX as usize {
                 break;
             }
+        }
+        if let Some(locks) = &self.seat_locks {
+            locks.retry_deferred_unlocks().await;
         }
         if expired > 0 {
             metrics::counter!("boxoffice_holds_expired_total").increment(expired as u64);

@@ -11,6 +11,7 @@
 //! - [`GuardedSeatLocks`]: what the booking service uses: a timeout on every
 //!   call, a small breaker, rate-limited warnings and the metrics.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,9 @@ pub const REDIS_CALL_TIMEOUT: Duration = Duration::from_millis(200);
 const BREAKER_PAUSE: Duration = Duration::from_secs(1);
 /// At most one warning about Redis per this period (the counter sees all).
 const WARNING_PERIOD: Duration = Duration::from_secs(10);
+/// Unlocks kept for a retry while Redis is away. Past this the oldest are
+/// dropped: their locks lapse with their TTL anyway.
+const DEFERRED_UNLOCKS_MAX: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockOutcome {
@@ -278,15 +282,36 @@ impl Breaker {
     }
 }
 
+/// What [`GuardedSeatLocks::lock`] found out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockAttempt {
+    Done(LockOutcome),
+    /// The call failed or timed out: the script may still have run, so the
+    /// caller unlocks as if it had locked.
+    Failed,
+    /// Redis was not asked (the breaker's pause, or no seats).
+    Skipped,
+}
+
 /// [`SeatLocks`] as the hot path uses them: never an error. A call that
-/// fails, times out or is skipped by the breaker answers `None` ("no lock
-/// known"), and the database decides as if Redis were not there.
+/// fails, times out or is skipped by the breaker means "no lock known", and
+/// the database decides as if Redis were not there.
 #[derive(Debug)]
 pub struct GuardedSeatLocks {
     locks: Arc<dyn SeatLocks>,
     breaker: Breaker,
     last_warning: Mutex<Option<Instant>>,
     errors_since_warning: AtomicU64,
+    /// Unlocks that failed or were skipped by the breaker. Left alone, such
+    /// a lock would refuse a free seat until the end of its hold's TTL.
+    deferred_unlocks: Mutex<VecDeque<DeferredUnlock>>,
+}
+
+#[derive(Debug)]
+struct DeferredUnlock {
+    show_id: ShowId,
+    seat_ids: Vec<SeatId>,
+    owner: HoldId,
 }
 
 impl GuardedSeatLocks {
@@ -296,6 +321,7 @@ impl GuardedSeatLocks {
             breaker: Breaker::default(),
             last_warning: Mutex::new(None),
             errors_since_warning: AtomicU64::new(0),
+            deferred_unlocks: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -305,37 +331,90 @@ impl GuardedSeatLocks {
         seat_ids: &[SeatId],
         owner: &HoldId,
         ttl: Duration,
-    ) -> Option<LockOutcome> {
+    ) -> LockAttempt {
         if seat_ids.is_empty() || !self.breaker.allows() {
-            return None;
+            return LockAttempt::Skipped;
         }
         let call = self.locks.lock(show_id, seat_ids, owner, ttl);
         match tokio::time::timeout(REDIS_CALL_TIMEOUT, call).await {
             Ok(Ok(outcome)) => {
                 self.succeeded();
-                Some(outcome)
+                LockAttempt::Done(outcome)
             }
             Ok(Err(error)) => {
                 self.failed("lock", &error);
-                None
+                LockAttempt::Failed
             }
             Err(_) => {
                 self.failed("lock", &SeatLockError::Timeout(REDIS_CALL_TIMEOUT));
-                None
+                LockAttempt::Failed
             }
         }
     }
 
-    /// Best-effort: a lock left behind only lasts until its TTL.
+    /// Best-effort: an unlock that fails is kept for
+    /// [`retry_deferred_unlocks`](Self::retry_deferred_unlocks).
     pub async fn unlock(&self, show_id: &ShowId, seat_ids: &[SeatId], owner: &HoldId) {
-        if seat_ids.is_empty() || !self.breaker.allows() {
+        if seat_ids.is_empty() || self.try_unlock(show_id, seat_ids, owner).await {
             return;
+        }
+        let mut deferred = self.deferred();
+        if deferred.len() == DEFERRED_UNLOCKS_MAX {
+            deferred.pop_front();
+        }
+        deferred.push_back(DeferredUnlock {
+            show_id: show_id.clone(),
+            seat_ids: seat_ids.to_vec(),
+            owner: owner.clone(),
+        });
+    }
+
+    /// Runs the unlocks that failed while Redis was away, oldest first,
+    /// until one fails again. Called by the expiry sweeper's tick.
+    pub async fn retry_deferred_unlocks(&self) {
+        loop {
+            let Some(next) = self.deferred().pop_front() else {
+                return;
+            };
+            if !self
+                .try_unlock(&next.show_id, &next.seat_ids, &next.owner)
+                .await
+            {
+                self.deferred().push_front(next);
+                return;
+            }
+        }
+    }
+
+    /// How many unlocks wait for Redis.
+    pub fn deferred_unlocks(&self) -> usize {
+        self.deferred().len()
+    }
+
+    fn deferred(&self) -> std::sync::MutexGuard<'_, VecDeque<DeferredUnlock>> {
+        self.deferred_unlocks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn try_unlock(&self, show_id: &ShowId, seat_ids: &[SeatId], owner: &HoldId) -> bool {
+        if !self.breaker.allows() {
+            return false;
         }
         let call = self.locks.unlock(show_id, seat_ids, owner);
         match tokio::time::timeout(REDIS_CALL_TIMEOUT, call).await {
-            Ok(Ok(())) => self.succeeded(),
-            Ok(Err(error)) => self.failed("unlock", &error),
-            Err(_) => self.failed("unlock", &SeatLockError::Timeout(REDIS_CALL_TIMEOUT)),
+            Ok(Ok(())) => {
+                self.succeeded();
+                true
+            }
+            Ok(Err(error)) => {
+                self.failed("unlock", &error);
+                false
+            }
+            Err(_) => {
+                self.failed("unlock", &SeatLockError::Timeout(REDIS_CALL_TIMEOUT));
+                false
+            }
         }
     }
 

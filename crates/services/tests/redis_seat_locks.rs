@@ -6,8 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use boxoffice_domain::{HoldId, SeatId, ShowId};
-use boxoffice_services::seat_locks::{seat_lock_key, GuardedSeatLocks};
-use boxoffice_services::{LockOutcome, RedisSeatLocks, SeatLocks};
+use boxoffice_services::seat_locks::{seat_lock_key, GuardedSeatLocks, LockAttempt};
+use boxoffice_services::{LockOutcome, RedisSeatLocks, SeatLockError, SeatLocks};
 use redis::AsyncCommands;
 
 const REDIS_SERVER: &str = "redis-server";
@@ -227,15 +227,96 @@ async fn a_dead_redis_fails_fast_and_the_guard_answers_no_lock() {
 
     let guarded = GuardedSeatLocks::new(std::sync::Arc::new(locks));
     let started = Instant::now();
+    let outcome = guarded
+        .lock(&new_show(), &seats(&["A-1-1"]), &new_hold(), TTL)
+        .await;
+    assert_eq!(outcome, LockAttempt::Failed);
     for _ in 0..100 {
         let outcome = guarded
             .lock(&new_show(), &seats(&["A-1-1"]), &new_hold(), TTL)
             .await;
-        assert_eq!(outcome, None);
+        assert_eq!(outcome, LockAttempt::Skipped);
     }
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "after one failure the breaker skips Redis: {:?}",
         started.elapsed()
     );
+}
+
+/// The real Redis adapter with a switch that makes every call fail, as a
+/// Redis outage would, while the server and its keys stay as they are.
+#[derive(Debug)]
+struct Switchable {
+    redis: RedisSeatLocks,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl Switchable {
+    fn check(&self) -> Result<(), SeatLockError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(SeatLockError::Redis("switched off by the test".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SeatLocks for Switchable {
+    async fn lock(
+        &self,
+        show_id: &ShowId,
+        seat_ids: &[SeatId],
+        owner: &HoldId,
+        ttl: Duration,
+    ) -> Result<LockOutcome, SeatLockError> {
+        self.check()?;
+        self.redis.lock(show_id, seat_ids, owner, ttl).await
+    }
+
+    async fn unlock(
+        &self,
+        show_id: &ShowId,
+        seat_ids: &[SeatId],
+        owner: &HoldId,
+    ) -> Result<(), SeatLockError> {
+        self.check()?;
+        self.redis.unlock(show_id, seat_ids, owner).await
+    }
+}
+
+#[tokio::test]
+async fn an_unlock_that_failed_is_retried_once_redis_answers() {
+    use std::sync::atomic::Ordering;
+    let server = RedisServer::start();
+    let switchable = std::sync::Arc::new(Switchable {
+        redis: RedisSeatLocks::new(&server.url(), &server.url()).expect("redis url"),
+        down: false.into(),
+    });
+    let guarded = GuardedSeatLocks::new(switchable.clone());
+    let (show, owner) = (new_show(), new_hold());
+    let seat_ids = seats(&["C-1-1", "C-1-2"]);
+    assert_eq!(
+        guarded.lock(&show, &seat_ids, &owner, TTL).await,
+        LockAttempt::Done(LockOutcome::Locked)
+    );
+
+    switchable.down.store(true, Ordering::SeqCst);
+    guarded.unlock(&show, &seat_ids, &owner).await;
+    assert_eq!(guarded.deferred_unlocks(), 1, "the failed unlock is kept");
+    guarded.retry_deferred_unlocks().await;
+    assert_eq!(guarded.deferred_unlocks(), 1, "Redis is still away");
+
+    switchable.down.store(false, Ordering::SeqCst);
+    let mut redis = server.connection().await;
+    let key = seat_lock_key(&show, &seat_ids[0]);
+    let count: usize = redis.exists(&key).await.expect("EXISTS");
+    assert_eq!(count, 1, "the lock outlived the failed unlock");
+    // The breaker leaves Redis alone for a second after the failure.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    guarded.retry_deferred_unlocks().await;
+    assert_eq!(guarded.deferred_unlocks(), 0);
+    let count: usize = redis.exists(&key).await.expect("EXISTS");
+    assert_eq!(count, 0, "the retried unlock removed the lock");
 }
