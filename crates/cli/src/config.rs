@@ -207,6 +207,8 @@ impl ServicesArgs {
                 .ticket_signing_key
                 .as_ref()
                 .map(|secret| secret.expose().to_string()),
+            // Connected by `build_services`, which is async.
+            seat_locks: None,
         }
     }
 }
@@ -225,7 +227,8 @@ pub struct ServeArgs {
     /// Load demo venues, events and shows on first start (see `boxoffice demo`).
     #[arg(long, env = "BOXOFFICE_DEMO", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub demo: bool,
-    /// Redis, for seat soft-locks and caches across nodes. Accepted, not used yet.
+    /// Redis, for seat soft-locks across nodes (a filter in front of the
+    /// database; the service keeps working when Redis is down).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<UrlWithCredentials>,
     /// NATS JetStream, for publishing domain events. Accepted, not used yet.

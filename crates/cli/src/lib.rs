@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use boxoffice_domain::{Role, UserId};
-use boxoffice_services::{AuthUser, ServiceError, Services};
+use boxoffice_services::{AuthUser, RedisSeatLocks, SeatLocks, ServiceError, Services};
 use boxoffice_store::{SqlStore, Store};
 
 pub use config::{Cli, Command};
@@ -79,15 +79,42 @@ pub async fn connect_store(database: &config::DatabaseArgs) -> anyhow::Result<Ar
     Ok(Arc::new(store))
 }
 
-/// Builds the use cases on top of a store (loads or creates the server secrets).
+/// Builds the use cases on top of a store (loads or creates the server
+/// secrets); with a Redis URL, holds soft-lock their seats there.
 pub async fn build_services(
     store: Arc<SqlStore>,
     args: &config::ServicesArgs,
+    redis_url: Option<&config::UrlWithCredentials>,
 ) -> anyhow::Result<Arc<Services>> {
     let store: Arc<dyn Store> = store;
-    Services::build(store, args.services_config(), boxoffice_http::render_error)
+    let mut services_config = args.services_config();
+    if let Some(url) = redis_url {
+        services_config.seat_locks = Some(connect_seat_locks(url).await?);
+    }
+    Services::build(store, services_config, boxoffice_http::render_error)
         .await
         .context("cannot start the services")
+}
+
+/// A Redis that is down at start is no reason not to start: locks are only a
+/// filter, and the first hold after Redis is back uses them again.
+async fn connect_seat_locks(
+    url: &config::UrlWithCredentials,
+) -> anyhow::Result<Arc<dyn SeatLocks>> {
+    let shown_url = url.redacted();
+    let locks = RedisSeatLocks::new(url.expose(), &shown_url)
+        .with_context(|| format!("REDIS_URL {shown_url} is not a usable Redis URL"))?;
+    match locks.ping().await {
+        Ok(()) => {
+            tracing::info!(redis_url = %shown_url, "redis ready: seat soft-locks on (caches and rate limits stay in-process)")
+        }
+        Err(error) => tracing::warn!(
+            redis_url = %shown_url,
+            %error,
+            "redis unreachable at start; holds go to the database alone until it answers"
+        ),
+    }
+    Ok(Arc::new(locks))
 }
 
 /// Creates the admin account of `BOXOFFICE_ADMIN_EMAIL` unless it exists, and

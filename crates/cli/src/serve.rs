@@ -26,7 +26,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // First, so that start-up work (demo data, reconciliation) is counted too.
     let metrics = boxoffice_http::install_metrics_recorder();
     let store = connect_store(&args.services.database).await?;
-    let services = build_services(store.clone(), &args.services).await?;
+    let services = build_services(store.clone(), &args.services, args.redis_url.as_ref()).await?;
 
     let admin = match (&args.admin.admin_email, &args.admin.admin_password) {
         (Some(email), Some(password)) => {
@@ -127,10 +127,8 @@ fn announce(line: &str) -> anyhow::Result<()> {
     stdout.flush().context("cannot flush stdout")
 }
 
+/// (Redis is used, for seat soft-locks: `build_services` reports on it.)
 fn warn_about_unused_services(args: &ServeArgs) {
-    if let Some(url) = &args.redis_url {
-        tracing::info!(redis_url = %url.redacted(), "REDIS_URL is set but not used yet: seat locks, caches and rate limits are in-process");
-    }
     if let Some(url) = &args.nats_url {
         tracing::info!(nats_url = %url.redacted(), "NATS_URL is set but not used yet: domain events are not published");
     }

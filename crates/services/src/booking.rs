@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use boxoffice_domain::{
     BookingId, BookingStatus, HoldId, HoldRequestInput, HoldSelection, HoldStatus, Money,
-    PaymentId, Role, SeatId, ShowStatus, TicketClaims, TicketId, TicketSigner, TicketVerifier,
-    UserId, TICKET_CODE_LENGTH_MAX,
+    PaymentId, Role, SeatId, ShowId, ShowStatus, TicketClaims, TicketId, TicketSigner,
+    TicketVerifier, UserId, TICKET_CODE_LENGTH_MAX,
 };
 use boxoffice_store::{
     AuditFilter, AuditRecord, BookingFilter, BookingRecord, BookingRejection, CancelRejection,
@@ -29,6 +29,7 @@ use crate::expiry::HoldExpiryQueue;
 use crate::payments::{
     gateway_key_of_hold, ChargeOutcome, ChargeRequest, GatewayCharge, PaymentGateway,
 };
+use crate::seat_locks::{GuardedSeatLocks, LockAttempt, LockOutcome, SeatLocks};
 use crate::views::{rfc3339, BookingView, CheckinView, HoldView, MoneyView};
 
 /// Expired holds released per sweeper transaction.
@@ -120,6 +121,8 @@ pub struct BookingService {
     batcher: Option<Arc<HoldBatcher>>,
     /// This node's holds by deadline (see [`crate::expiry`]).
     expiry: Arc<HoldExpiryQueue>,
+    /// Present when Redis is configured.
+    seat_locks: Option<GuardedSeatLocks>,
 }
 
 fn stored_json<T: Serialize>(status: u16, value: &T) -> StoredResponse {
@@ -150,6 +153,7 @@ impl BookingService {
         BookingService {
             batcher,
             expiry: HoldExpiryQueue::new(),
+            seat_locks: None,
             store,
             clock,
             gateway,
@@ -159,6 +163,13 @@ impl BookingService {
             config,
             render_error,
         }
+    }
+
+    /// Soft-locks every hold's seats across nodes before the database
+    /// decides, so that nodes turn away each other's winners cheaply.
+    pub fn with_seat_locks(mut self, locks: Arc<dyn SeatLocks>) -> Self {
+        self.seat_locks = Some(GuardedSeatLocks::new(locks));
+        self
     }
 
     pub fn ticket_public_key(&self) -> [u8; 32] {
@@ -394,12 +405,50 @@ impl BookingService {
             scope: scope.clone(),
             response: stored_json(201, &view),
         });
+        let seat_ids: Vec<SeatId> = hold
+            .items
+            .seats
+            .iter()
+            .map(|seat| seat.seat_id.clone())
+            .collect();
+        // Like the fast reject, only without an Idempotency-Key: a refusal
+        // here would leave such a request's answer unstored.
+        // True when this request may own locks (a failed call may have run).
+        let maybe_locked = match &self.seat_locks {
+            Some(locks) if scope.is_none() && !seat_ids.is_empty() => {
+                let ttl = (hold.expires_at - self.clock.now())
+                    .to_std()
+                    .unwrap_or_default();
+                // The lock must never outlive the hold: a lapsed hold may not
+                // block anyone, even before the sweeper runs.
+                match locks.lock(&show.id, &seat_ids, &hold.id, ttl).await {
+                    LockAttempt::Done(LockOutcome::Locked) | LockAttempt::Failed => true,
+                    LockAttempt::Done(LockOutcome::Taken { seat_ids }) => {
+                        metrics::counter!("boxoffice_holds_redis_rejected_total").increment(1);
+                        return Err(ServiceError::SeatsUnavailable {
+                            seat_ids: seat_ids.iter().map(|id| id.to_string()).collect(),
+                            sections: Vec::new(),
+                        });
+                    }
+                    LockAttempt::Skipped => false,
+                }
+            }
+            _ => false,
+        };
         let (hold_id, expires_at) = (hold.id.clone(), hold.expires_at);
         let outcome = match &self.batcher {
-            Some(batcher) => batcher.submit(hold, completion).await?,
-            None => self.store.create_hold(&hold, completion.as_ref()).await?,
+            Some(batcher) => batcher.submit(hold, completion).await,
+            None => self.store.create_hold(&hold, completion.as_ref()).await,
         };
-        match outcome {
+        if maybe_locked && !matches!(outcome, Ok(Ok(_))) {
+            // Refused or failed: free the seats for the other requests now
+            // rather than at the TTL. (Should a failed commit have gone
+            // through after all, the hold merely lacks its filter.)
+            if let Some(locks) = &self.seat_locks {
+                locks.unlock(&show.id, &seat_ids, &hold_id).await;
+            }
+        }
+        match outcome? {
             Ok(_) => {
                 self.expiry.schedule(hold_id, expires_at);
                 Ok(view)
@@ -537,7 +586,10 @@ impl BookingService {
             .release_hold(&hold_id, Some(&caller.id), self.clock.now())
             .await?
         {
-            Ok(_) => Ok(()),
+            Ok(released) => {
+                self.unlock_seats_of(&released).await;
+                Ok(())
+            }
             Err(HoldStateRejection::NotFound) => Err(ServiceError::NotFound { what: "hold" }),
             Err(HoldStateRejection::NotActive) => {
                 let status = self
@@ -547,6 +599,34 @@ impl BookingService {
                     .map(|h| h.status.as_str().to_string())
                     .unwrap_or_default();
                 Err(ServiceError::HoldNotActive { status })
+            }
+        }
+    }
+
+    /// Removes the soft-locks of a hold that ended (released, expired,
+    /// declined), so that its seats can be held again at once on any node.
+    async fn unlock_seats_of(&self, hold: &HoldRecord) {
+        self.unlock_seats(&hold.show_id, &hold.items, &hold.id)
+            .await;
+    }
+
+    async fn unlock_seats(&self, show_id: &ShowId, items: &HoldItems, owner: &HoldId) {
+        let Some(locks) = &self.seat_locks else {
+            return;
+        };
+        let seat_ids: Vec<SeatId> = items
+            .seats
+            .iter()
+            .map(|seat| seat.seat_id.clone())
+            .collect();
+        locks.unlock(show_id, &seat_ids, owner).await;
+    }
+
+    /// `abort_payment` answers the hold as it left it; only an ended one frees its seats.
+    async fn unlock_if_ended(&self, hold: Option<&HoldRecord>) {
+        if let Some(hold) = hold {
+            if matches!(hold.status, HoldStatus::Released | HoldStatus::Expired) {
+                self.unlock_seats_of(hold).await;
             }
         }
     }
@@ -654,7 +734,8 @@ impl BookingService {
                     scope: scope.clone(),
                     response: (self.render_error)(&ServiceError::PaymentDeclined),
                 });
-                self.store
+                let aborted = self
+                    .store
                     .abort_payment(
                         &hold.id,
                         PaymentAbort::Declined,
@@ -662,6 +743,7 @@ impl BookingService {
                         completion.as_ref(),
                     )
                     .await?;
+                self.unlock_if_ended(aborted.as_ref()).await;
                 Err(ServiceError::PaymentDeclined)
             }
             Ok(Err(error)) => {
@@ -690,9 +772,11 @@ impl BookingService {
                 return self.book(hold, &charge, scope).await;
             }
         }
-        self.store
+        let aborted = self
+            .store
             .abort_payment(&hold.id, PaymentAbort::Unavailable, self.clock.now(), None)
             .await?;
+        self.unlock_if_ended(aborted.as_ref()).await;
         Err(ServiceError::PaymentUnavailable)
     }
 
@@ -894,6 +978,10 @@ impl BookingService {
         {
             Ok(cancelled) => {
                 metrics::counter!("boxoffice_cancellations_total").increment(1);
+                // A lock of the booking's hold may still run when the booking
+                // is cancelled soon after: the seats are on sale again now.
+                self.unlock_seats(&cancelled.show_id, &cancelled.items, &cancelled.hold_id)
+                    .await;
                 let refreshed = self
                     .store
                     .booking(&cancelled.id)
@@ -1010,6 +1098,9 @@ impl BookingService {
     /// expiry timer's work); returns how many.
     pub(crate) async fn expire_holds(&self, hold_ids: &[HoldId]) -> ServiceResult<usize> {
         let expired = self.store.expire_holds(hold_ids, self.clock.now()).await?;
+        for hold in &expired {
+            self.unlock_seats_of(hold).await;
+        }
         if !expired.is_empty() {
             metrics::counter!("boxoffice_holds_expired_total").increment(expired.len() as u64);
             tracing::debug!(expired = expired.len(), "expired holds at their deadline");
@@ -1027,9 +1118,15 @@ impl BookingService {
                 .expire_due_holds(self.clock.now(), EXPIRY_BATCH_MAX)
                 .await?;
             expired += batch.len();
+            for hold in &batch {
+                self.unlock_seats_of(hold).await;
+            }
             if batch.len() < EXPIRY_BATCH_MAX as usize {
                 break;
             }
+        }
+        if let Some(locks) = &self.seat_locks {
+            locks.retry_deferred_unlocks().await;
         }
         if expired > 0 {
             metrics::counter!("boxoffice_holds_expired_total").increment(expired as u64);
@@ -1059,9 +1156,11 @@ impl BookingService {
                 }
                 Ok(Ok(_)) => {
                     tracing::info!(hold_id = %hold.id, "reconciliation: no payment captured, hold back on sale path");
-                    self.store
+                    let aborted = self
+                        .store
                         .abort_payment(&hold.id, PaymentAbort::Unavailable, self.clock.now(), None)
                         .await?;
+                    self.unlock_if_ended(aborted.as_ref()).await;
                 }
                 _ => {
                     tracing::warn!(hold_id = %hold.id, "reconciliation: gateway unreachable, will retry");

@@ -11,6 +11,7 @@ use boxoffice_store::{
     EventFilter, EventRecord, Page, PageRequest, SeatStatus, ShowPatch, ShowRecord, Store,
     VenueRecord, WaitingRoomSettings,
 };
+use chrono::DurationRound;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -425,6 +426,16 @@ fn parse_status(value: &str, errors: &mut Vec<FieldError>) -> Option<ShowStatus>
 }
 
 impl CatalogService {
+    /// Now, at the precision the store keeps (milliseconds): a record this
+    /// node caches right after writing it must read the same as the one
+    /// every other read gets from the database.
+    fn record_time(&self) -> DateTime<Utc> {
+        self.clock
+            .now()
+            .duration_trunc(chrono::TimeDelta::milliseconds(1))
+            .unwrap_or_else(|_| self.clock.now())
+    }
+
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -483,7 +494,7 @@ impl CatalogService {
         let venue = input
             .validate()
             .map_err(|errors| ServiceError::InvalidRequest { errors })?;
-        let now = self.clock.now();
+        let now = self.record_time();
         let record = VenueRecord {
             id: crate::new_id!(VenueId, now),
             venue,
@@ -531,7 +542,7 @@ impl CatalogService {
         input: EventInput,
     ) -> ServiceResult<EventView> {
         caller.require(Role::Admin)?;
-        let now = self.clock.now();
+        let now = self.record_time();
         let event = EventRecord {
             id: crate::new_id!(EventId, now),
             title: input.title.trim().to_string(),
@@ -579,7 +590,7 @@ impl CatalogService {
         if let Some(tags) = patch.tags {
             event.tags = tags.into_iter().map(|tag| tag.trim().to_string()).collect();
         }
-        event.updated_at = self.clock.now();
+        event.updated_at = self.record_time();
         validate_event(&event)?;
         if !self.store.update_event(&event).await? {
             return Err(ServiceError::NotFound { what: "event" });
@@ -675,7 +686,7 @@ impl CatalogService {
                 categories: missing,
             });
         }
-        let now = self.clock.now();
+        let now = self.record_time();
         let show = ShowRecord {
             id: crate::new_id!(ShowId, now),
             event_id,
@@ -738,7 +749,7 @@ impl CatalogService {
         }
         let updated = self
             .store
-            .update_show(&id, &patch, &caller.id, self.clock.now())
+            .update_show(&id, &patch, &caller.id, self.record_time())
             .await?
             .ok_or(ServiceError::NotFound { what: "show" })?;
         self.remember_show(&updated);

@@ -9,11 +9,13 @@
 //!   best-available, fast reject), fed by the store's change feed.
 //! - [`batcher`]: the per-show group commit of holds.
 //! - [`expiry`]: the per-node timer that expires holds at their deadline.
+//! - [`seat_locks`]: the `SeatLocks` port (seat soft-locks across nodes) and
+//!   its Redis adapter.
 //! - [`payments`]: the `PaymentGateway` port and the `sandbox` gateway.
 //! - [`views`]: the JSON shapes of API.md returned by the use cases.
 //! - [`error`]: `ServiceError`, one variant per answer of API.md.
 //!
-//! Services take their ports (`Store`, `PaymentGateway`, `Clock`) as trait
+//! Services take their ports (`Store`, `PaymentGateway`, `Clock`, `SeatLocks`) as trait
 //! objects so that tests and other deployments can swap adapters.
 
 pub mod auth;
@@ -25,6 +27,7 @@ pub mod error;
 pub mod expiry;
 pub mod inventory;
 pub mod payments;
+pub mod seat_locks;
 pub mod secrets;
 pub mod views;
 
@@ -42,6 +45,7 @@ pub use clock::{Clock, SystemClock};
 pub use error::{ServiceError, ServiceResult};
 pub use expiry::HoldExpiryQueue;
 pub use payments::{PaymentGateway, SandboxGateway};
+pub use seat_locks::{LockOutcome, RedisSeatLocks, SeatLockError, SeatLocks};
 
 /// Everything the services need besides the store.
 #[derive(Debug, Clone, Default)]
@@ -53,6 +57,9 @@ pub struct ServicesConfig {
     pub jwt_secret: Option<String>,
     /// Hex Ed25519 seed for ticket codes; generated and kept in the database when absent.
     pub ticket_signing_seed: Option<String>,
+    /// Seat soft-locks shared by the nodes (Redis); without them each node
+    /// filters only with what its own inventory knows.
+    pub seat_locks: Option<Arc<dyn SeatLocks>>,
 }
 
 pub struct Services {
@@ -86,6 +93,10 @@ impl Services {
             config.booking.clone(),
             render_error,
         );
+        let booking = match &config.seat_locks {
+            Some(locks) => booking.with_seat_locks(locks.clone()),
+            None => booking,
+        };
         Ok(Arc::new(Services {
             auth: AuthService::new(store.clone(), clock, &secrets.jwt_secret),
             store,

@@ -523,7 +523,10 @@ impl InventoryStore for SqlStore {
                 &mut log,
             )
             .await?;
-            Ok::<_, TxError<std::convert::Infallible>>((expired, log.finish(conn).await?))
+            Ok::<_, TxError<std::convert::Infallible>>((
+                expired,
+                log.finish(conn, self.feed_node()).await?,
+            ))
         });
         flatten(self.published(result))
     }

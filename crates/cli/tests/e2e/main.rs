@@ -8,6 +8,7 @@
 //! `TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
 //!
 //! Layout: `common` (harness), then one module per area of the contract.
+//! `redis` runs `redis-server` processes of its own (PostgreSQL backend only).
 
 #[macro_use]
 mod common;
@@ -21,3 +22,4 @@ mod flow;
 mod idempotency;
 mod nodes;
 mod race;
+mod redis;

@@ -38,7 +38,10 @@ async fn fire_together(api: &Api, requests: Vec<(String, Value)>) -> Vec<(Value,
 }
 
 /// Like [`fire_together`], spreading the requests round-robin over `nodes`.
-async fn fire_together_at(nodes: &[Api], requests: Vec<(String, Value)>) -> Vec<(Value, Resp)> {
+pub(crate) async fn fire_together_at(
+    nodes: &[Api],
+    requests: Vec<(String, Value)>,
+) -> Vec<(Value, Resp)> {
     let barrier = Arc::new(Barrier::new(requests.len()));
     let tasks: Vec<_> = requests
         .into_iter()
