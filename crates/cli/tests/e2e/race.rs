@@ -23,6 +23,28 @@ both_backends!(
     two_nodes_race
 );
 
+/// `count` hold requests for 1..=`seats_max` random seats of `seat_ids`,
+/// the users taking turns: `(token, body)` pairs for [`fire_together`].
+pub(crate) fn chosen_seat_requests(
+    show_id: &str,
+    seat_ids: &[String],
+    users: &[TestUser],
+    count: usize,
+    seats_max: usize,
+) -> Vec<(String, Value)> {
+    let mut rng = rand::thread_rng();
+    (0..count)
+        .map(|client| {
+            let seats_wanted = rng.gen_range(1..=seats_max);
+            let seats: Vec<&String> = seat_ids.choose_multiple(&mut rng, seats_wanted).collect();
+            (
+                users[client % users.len()].token.clone(),
+                json!({"show_id": show_id, "seat_ids": seats}),
+            )
+        })
+        .collect()
+}
+
 /// Clients in flight at once per round.
 const CLIENTS: usize = 200;
 /// Distinct users the clients act for.
@@ -81,19 +103,7 @@ async fn seat_race(backend: Backend) {
     for round in 0..ROUNDS {
         let show = app.create_show(&event_id, &venue_id, json!({"max_tickets_per_user": MAX_TICKETS_PER_USER, "prices": prices_for(true, false)})).await;
         let show_id = id_of(&show, &show);
-        let requests: Vec<(String, Value)> = {
-            let mut rng = rand::thread_rng();
-            (0..CLIENTS)
-                .map(|client| {
-                    let count = rng.gen_range(1..=4);
-                    let seats: Vec<&String> = seat_ids.choose_multiple(&mut rng, count).collect();
-                    (
-                        users[client % USERS].token.clone(),
-                        json!({"show_id": show_id, "seat_ids": seats}),
-                    )
-                })
-                .collect()
-        };
+        let requests = chosen_seat_requests(&show_id, &seat_ids, &users, CLIENTS, 4);
         let results = fire_together(&app.api, requests).await;
 
         let mut owner: BTreeMap<String, usize> = BTreeMap::new();
@@ -735,19 +745,7 @@ async fn two_nodes_race(backend: Backend) {
         let creator = &nodes[round % 2];
         let show = creator.create_show(&event_id, &venue_id, json!({"max_tickets_per_user": MAX_TICKETS_PER_USER, "prices": prices_for(true, false)})).await;
         let show_id = id_of(&show, &show);
-        let requests: Vec<(String, Value)> = {
-            let mut rng = rand::thread_rng();
-            (0..CLIENTS)
-                .map(|client| {
-                    let count = rng.gen_range(1..=4);
-                    let seats: Vec<&String> = seat_ids.choose_multiple(&mut rng, count).collect();
-                    (
-                        users[client % USERS].token.clone(),
-                        json!({"show_id": show_id, "seat_ids": seats}),
-                    )
-                })
-                .collect()
-        };
+        let requests = chosen_seat_requests(&show_id, &seat_ids, &users, CLIENTS, 4);
         let results = fire_together_at(&nodes, requests).await;
         let mut held = BTreeSet::new();
         for (body, resp) in &results {

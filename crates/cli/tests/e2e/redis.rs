@@ -8,14 +8,12 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::seq::SliceRandom;
-use rand::Rng;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 use tokio::sync::Barrier;
 
 use crate::common::*;
-use crate::race::fire_together_at;
+use crate::race::{chosen_seat_requests, fire_together_at};
 
 const REDIS_SERVER: &str = "redis-server";
 const REDIS_CLI: &str = "redis-cli";
@@ -264,19 +262,7 @@ async fn two_nodes_race_with_redis() {
     for round in 0..ROUNDS {
         let show = nodes[round % 2].create_show(&event_id, &venue_id, json!({"max_tickets_per_user": MAX_TICKETS_PER_USER, "prices": prices_for(true, false)})).await;
         let show_id = id_of(&show, &show);
-        let requests: Vec<(String, Value)> = {
-            let mut rng = rand::thread_rng();
-            (0..CLIENTS)
-                .map(|client| {
-                    let count = rng.gen_range(1..=4);
-                    let seats: Vec<&String> = seat_ids.choose_multiple(&mut rng, count).collect();
-                    (
-                        users[client % USERS].token.clone(),
-                        json!({"show_id": show_id, "seat_ids": seats}),
-                    )
-                })
-                .collect()
-        };
+        let requests = chosen_seat_requests(&show_id, &seat_ids, &users, CLIENTS, 4);
         let tokens: Vec<String> = requests.iter().map(|(token, _)| token.clone()).collect();
         let results = fire_together_at(&nodes, requests).await;
         let what = format!("round {round}");
@@ -404,19 +390,7 @@ async fn storm(
     let seat_ids: Vec<String> = (1..=STORM_ROWS)
         .flat_map(|row| (1..=STORM_SEATS_PER_ROW).map(move |n| format!("A-{row}-{n}")))
         .collect();
-    let requests: Vec<(String, Value)> = {
-        let mut rng = rand::thread_rng();
-        (0..STORM_REQUESTS)
-            .map(|client| {
-                let count = rng.gen_range(1..=3);
-                let seats: Vec<&String> = seat_ids.choose_multiple(&mut rng, count).collect();
-                (
-                    users[client % users.len()].token.clone(),
-                    json!({"show_id": show_id, "seat_ids": seats}),
-                )
-            })
-            .collect()
-    };
+    let requests = chosen_seat_requests(show_id, &seat_ids, users, STORM_REQUESTS, 3);
     let waves = STORM_REQUESTS / STORM_WAVE;
     let start = Arc::new(Barrier::new(STORM_REQUESTS + 1));
     let tasks: Vec<_> = requests
