@@ -315,10 +315,11 @@ impl BookingService {
     ) -> ServiceResult<HoldView> {
         let now = self.clock.now();
         let (items, _picked) = self.resolve_selection(show, layout, selection).await?;
-        if scope.is_none() && !items.seats.is_empty() {
-            // Fast reject: seats this node already knows are taken lose
-            // without a database round trip. (With an Idempotency-Key the
-            // answer must be stored, so such requests take the full path.)
+        if scope.is_none() {
+            // Fast reject: seats this node already knows are taken, and
+            // standing places it knows are gone, lose without a database
+            // round trip. (With an Idempotency-Key the answer must be
+            // stored, so such requests take the full path.)
             let inventory = self.catalog.inventory(show).await?;
             let seat_ids: Vec<SeatId> = items
                 .seats
@@ -326,32 +327,24 @@ impl BookingService {
                 .map(|seat| seat.seat_id.clone())
                 .collect();
             let taken = inventory.known_taken(&seat_ids, now);
-            if !taken.is_empty() {
+            let short: Vec<String> = if taken.is_empty() {
+                items
+                    .standing
+                    .iter()
+                    .filter(|place| {
+                        inventory
+                            .standing_available(&place.section, now)
+                            .is_some_and(|available| available < place.quantity)
+                    })
+                    .map(|place| place.section.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if !taken.is_empty() || !short.is_empty() {
                 metrics::counter!("boxoffice_holds_fast_rejected_total").increment(1);
                 return Err(ServiceError::SeatsUnavailable {
                     seat_ids: taken.iter().map(|id| id.to_string()).collect(),
-                    sections: Vec::new(),
-                });
-            }
-        }
-        if scope.is_none() && !items.standing.is_empty() {
-            // The same for standing places this node knows are gone: once a
-            // floor is sold out, its buyers lose without a transaction.
-            let inventory = self.catalog.inventory(show).await?;
-            let short: Vec<String> = items
-                .standing
-                .iter()
-                .filter(|place| {
-                    inventory
-                        .standing_available(&place.section, now)
-                        .is_some_and(|available| available < place.quantity)
-                })
-                .map(|place| place.section.clone())
-                .collect();
-            if !short.is_empty() {
-                metrics::counter!("boxoffice_holds_fast_rejected_total").increment(1);
-                return Err(ServiceError::SeatsUnavailable {
-                    seat_ids: Vec::new(),
                     sections: short,
                 });
             }
