@@ -158,7 +158,7 @@ pub fn metrics_router(metrics: PrometheusHandle) -> Router {
 
 /// The whole application. Tests and the CLI both build it from here.
 pub fn router(state: AppState) -> Router {
-    use routes::{auth, booking, catalog, queue, system};
+    use routes::{auth, booking, catalog, queue, seat_stream, system};
     let timeout = state.request_timeout;
     let api = Router::new()
         .route("/healthz", get(system::healthz))
@@ -190,7 +190,7 @@ pub fn router(state: AppState) -> Router {
             get(catalog::show).patch(catalog::patch_show),
         )
         .route("/v1/shows/{id}/seats", get(catalog::seat_map))
-        .route("/v1/shows/{id}/seats/stream", get(catalog::seat_stream))
+        .route("/v1/shows/{id}/seats/stream", get(seat_stream::seat_stream))
         .route("/v1/shows/{id}/sales", get(catalog::sales))
         .route("/v1/shows/{id}/queue", post(queue::join_queue))
         .route("/v1/shows/{id}/queue/challenge", get(queue::challenge))

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, booking, catalog, queue, system};
+use crate::routes::{auth, booking, catalog, queue, seat_stream, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,7 +13,7 @@ use crate::routes::{auth, booking, catalog, queue, system};
         auth::register, auth::login, auth::me, auth::list_users, auth::patch_user,
         catalog::create_venue, catalog::list_venues, catalog::venue,
         catalog::create_event, catalog::patch_event, catalog::list_events, catalog::event,
-        catalog::create_show, catalog::show, catalog::patch_show, catalog::seat_map, catalog::seat_stream, catalog::sales,
+        catalog::create_show, catalog::show, catalog::patch_show, catalog::seat_map, seat_stream::seat_stream, catalog::sales,
         queue::join_queue, queue::queue_ticket, queue::queue_ticket_stream, queue::challenge,
         booking::create_hold, booking::hold, booking::release_hold,
         booking::create_booking, booking::list_bookings, booking::booking, booking::cancel_booking,

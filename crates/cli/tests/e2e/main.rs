@@ -23,4 +23,5 @@ mod idempotency;
 mod nodes;
 mod race;
 mod redis;
+mod seat_stream;
 mod waiting_room;
