@@ -23,5 +23,6 @@ mod idempotency;
 mod nodes;
 mod race;
 mod redis;
+mod search;
 mod seat_stream;
 mod waiting_room;
