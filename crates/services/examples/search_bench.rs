@@ -20,8 +20,8 @@ use boxoffice_domain::{EventId, ShowId, ShowStatus, UserId, VenueId, VenueInput,
 use boxoffice_services::search::SearchFilter;
 use boxoffice_services::{Services, ServicesConfig};
 use boxoffice_store::{
-    CatalogStore, EventFilter, EventRecord, PageRequest, ShowRecord, SqlStore, Store,
-    StoreConfig, StoredResponse, VenueRecord, WaitingRoomSettings,
+    CatalogStore, EventFilter, EventRecord, PageRequest, ShowRecord, SqlStore, Store, StoreConfig,
+    StoredResponse, VenueRecord, WaitingRoomSettings,
 };
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
@@ -172,7 +172,10 @@ async fn fill(store: Arc<SqlStore>, args: &Args) -> Result<World, BoxError> {
         let created = now + chrono::Duration::milliseconds(index as i64);
         let (title, performer) = match index {
             0 => ("Music of the Spheres".to_string(), "Coldplay".to_string()),
-            1 => ("Moonlight Quartet".to_string(), "The Moonlighters".to_string()),
+            1 => (
+                "Moonlight Quartet".to_string(),
+                "The Moonlighters".to_string(),
+            ),
             _ => {
                 let title_words = rng.gen_range(1..=4);
                 let title: Vec<String> = (0..title_words)
@@ -217,7 +220,10 @@ async fn fill(store: Arc<SqlStore>, args: &Args) -> Result<World, BoxError> {
                 store.insert_event(&event).await?;
                 let (venue_id, layout, _) = &venues[venue];
                 let show = ShowRecord {
-                    id: ShowId::generate(event.created_at.timestamp_millis() as u64, rand::random()),
+                    id: ShowId::generate(
+                        event.created_at.timestamp_millis() as u64,
+                        rand::random(),
+                    ),
                     event_id: event.id.clone(),
                     venue_id: venue_id.clone(),
                     starts_at,
@@ -310,9 +316,9 @@ fn queries(rng: &mut StdRng, world: &World, kind: Kind, count: usize) -> Vec<Que
                     let length = rng.gen_range(3..=5).min(word.len());
                     word.chars().take(length).collect()
                 }
-                Kind::TwoWords => world.performers[rng.gen_range(0..world.performers.len())]
-                    .to_lowercase()
-                    + " ",
+                Kind::TwoWords => {
+                    world.performers[rng.gen_range(0..world.performers.len())].to_lowercase() + " "
+                }
                 Kind::Filtered => {
                     let (_, _, city) = &world.venues[rng.gen_range(0..world.venues.len())];
                     let from = Utc::now() + chrono::Duration::days(rng.gen_range(0..300));
@@ -476,7 +482,10 @@ async fn main() -> Result<(), BoxError> {
     let mut suggest = Timings::new();
     for query in queries(&mut rng, &world, Kind::Prefix, args.queries) {
         let started = Instant::now();
-        let found = services.catalog.suggest_events(Some(&query.text), 8).await?;
+        let found = services
+            .catalog
+            .suggest_events(Some(&query.text), 8)
+            .await?;
         suggest.samples.push(started.elapsed());
         suggest.results += found.items.len();
     }

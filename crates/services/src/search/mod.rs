@@ -29,7 +29,7 @@ use boxoffice_domain::EventId;
 use boxoffice_store::{SearchDocument, SearchScope, Store};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{watch, Mutex, Semaphore};
 use utoipa::ToSchema;
 
 pub use entries::SearchFilter;
@@ -59,6 +59,10 @@ pub const RESULTS_DEPTH_MAX: usize = 1_000;
 /// `GET /v1/events/suggest`: suggestions per answer, by default and at most.
 pub const SUGGEST_LIMIT_DEFAULT: usize = 8;
 pub const SUGGEST_LIMIT_MAX: usize = 20;
+/// Queries running at once per node; the rest wait their turn. A query is
+/// CPU work of about a millisecond on a blocking thread: more at once than
+/// a few per core only adds threads and switching.
+const QUERIES_AT_ONCE_MAX: usize = 8;
 
 /// One ranked page of event IDs.
 #[derive(Debug, Clone)]
@@ -113,6 +117,8 @@ pub struct EventSearch {
     /// Serializes read-from-store-then-index, so that an older read never
     /// overwrites a newer one; holds when the last poll started.
     sync: Mutex<Option<DateTime<Utc>>>,
+    /// Bounds the queries on blocking threads (`QUERIES_AT_ONCE_MAX`).
+    queries: Semaphore,
 }
 
 fn internal(error: impl std::fmt::Display) -> ServiceError {
@@ -131,6 +137,7 @@ impl EventSearch {
             clock,
             index: Arc::new(index),
             sync: Mutex::new(None),
+            queries: Semaphore::new(QUERIES_AT_ONCE_MAX),
         };
         let started = Instant::now();
         search.resync_all().await?;
@@ -277,6 +284,7 @@ impl EventSearch {
         let index = self.index.clone();
         let filter = filter.normalized();
         let now_ms = self.clock.now().timestamp_millis();
+        let _turn = self.queries.acquire().await.map_err(internal)?;
         let hits = tokio::task::spawn_blocking(move || {
             index.search(&IndexQuery {
                 words: &words,
