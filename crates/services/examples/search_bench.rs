@@ -410,8 +410,10 @@ async fn main() -> Result<(), BoxError> {
     let services = Services::build(dyn_store, ServicesConfig::default(), no_render).await?;
     let build = started.elapsed();
     let rss_after = rss_mib();
+    let index_mib = services.search.index_bytes() as f64 / (1024.0 * 1024.0);
     eprintln!(
-        "index of {} events built in {:.2} s; resident memory {:.0} → {:.0} MiB",
+        "index of {} events built in {:.2} s ({index_mib:.1} MiB of segments); \
+         resident memory {:.0} → {:.0} MiB",
         services.search.events(),
         build.as_secs_f64(),
         rss_before,
@@ -516,7 +518,8 @@ async fn main() -> Result<(), BoxError> {
             / service_all.percentile(fraction).as_secs_f64().max(1e-9)
     };
     println!(
-        "{} events, {}, index built in {:.2} s, resident memory {:.0} → {:.0} MiB",
+        "{} events, {}, index built in {:.2} s, {index_mib:.1} MiB of segments, \
+         resident memory {:.0} → {:.0} MiB",
         services.search.events(),
         if url.starts_with("postgres") {
             "PostgreSQL"

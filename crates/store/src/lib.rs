@@ -43,7 +43,7 @@ pub use changes::{
 pub use db::{parse_database_url, Backend, SqlStore, StoreConfig, POOL_SIZE_DEFAULT};
 pub use error::StoreError;
 pub use records::*;
-pub use search::EVENTS_BY_IDS_MAX;
+pub use search::{EVENTS_BY_IDS_MAX, SEARCH_PAGE_EVENTS_MAX};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 

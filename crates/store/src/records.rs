@@ -99,8 +99,12 @@ pub struct SearchShow {
 /// Which events [`crate::CatalogStore::search_documents`] returns.
 #[derive(Debug, Clone, Copy)]
 pub enum SearchScope<'a> {
-    /// Every event (building the index).
-    All,
+    /// Every event, a page at a time (building the index): up to `limit`
+    /// events with IDs after `after`, by ID.
+    All {
+        after: Option<&'a EventId>,
+        limit: u32,
+    },
     /// Events whose row, or one of whose shows' rows, has an `updated_at`
     /// at or after this time (another node's creates and updates).
     ChangedSince(DateTime<Utc>),

@@ -15,6 +15,9 @@ use crate::{
 
 /// Ids per `events_by_ids` call: a page of search results is at most 100.
 pub const EVENTS_BY_IDS_MAX: usize = 1_000;
+/// Events per page of `SearchScope::All`: bounds the rows held at once
+/// while the index is built (a few MB).
+pub const SEARCH_PAGE_EVENTS_MAX: u32 = 10_000;
 
 /// The shows' columns the index needs, with their venue's name and city.
 const SEARCH_SHOW_COLUMNS: &str = "s.id, s.event_id, s.starts_at, s.status, s.updated_at, \
@@ -76,16 +79,25 @@ pub(crate) async fn search_documents(
     // missing (and found by the next poll, its `updated_at` being recent) or
     // attached to its event; never wrong for long.
     let (event_rows, show_rows) = match scope {
-        SearchScope::All => (
-            sqlx::query("SELECT * FROM events")
+        SearchScope::All { after, limit } => {
+            let after = after.map(|id| id.as_str()).unwrap_or("");
+            let limit = i64::from(limit.min(SEARCH_PAGE_EVENTS_MAX));
+            (
+                sqlx::query("SELECT * FROM events WHERE id > $1 ORDER BY id LIMIT $2")
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&store.pool)
+                    .await?,
+                sqlx::query(&format!(
+                    "SELECT {SEARCH_SHOW_COLUMNS} FROM shows s JOIN venues v ON v.id = s.venue_id \
+                     WHERE s.event_id IN (SELECT id FROM events WHERE id > $1 ORDER BY id LIMIT $2)"
+                ))
+                .bind(after)
+                .bind(limit)
                 .fetch_all(&store.pool)
                 .await?,
-            sqlx::query(&format!(
-                "SELECT {SEARCH_SHOW_COLUMNS} FROM shows s JOIN venues v ON v.id = s.venue_id"
-            ))
-            .fetch_all(&store.pool)
-            .await?,
-        ),
+            )
+        }
         SearchScope::ChangedSince(since) => (
             sqlx::query(&format!(
                 "SELECT * FROM events WHERE id IN ({CHANGED_EVENT_IDS})"
@@ -120,6 +132,7 @@ pub(crate) async fn search_documents(
         let (event_id, show) = search_show_from_row(row)?;
         shows.entry(event_id).or_default().push(show);
     }
+    // In the order of `event_rows` (by ID for `All`, which pages on it).
     event_rows
         .iter()
         .map(|row| {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use boxoffice_domain::EventId;
-use boxoffice_store::{SearchDocument, SearchScope, Store};
+use boxoffice_store::{SearchDocument, SearchScope, Store, SEARCH_PAGE_EVENTS_MAX};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{watch, Mutex, Semaphore};
@@ -56,6 +56,9 @@ pub const RESYNC_INTERVAL: Duration = Duration::from_secs(600);
 /// Ranked results can be paged this deep; past it, `next_cursor` is null
 /// (narrow the query instead). Bounds the work of every page.
 pub const RESULTS_DEPTH_MAX: usize = 1_000;
+/// A full read that re-indexed at least this many events (the build)
+/// merges the index into one segment afterwards.
+const MERGE_AFTER_CHANGES_MIN: usize = 1_000;
 /// `GET /v1/events/suggest`: suggestions per answer, by default and at most.
 pub const SUGGEST_LIMIT_DEFAULT: usize = 8;
 pub const SUGGEST_LIMIT_MAX: usize = 20;
@@ -163,7 +166,8 @@ impl EventSearch {
             .store
             .search_documents(SearchScope::Event(event_id))
             .await?;
-        self.apply(documents, UpdateSource::Local).await
+        self.apply(documents, UpdateSource::Local).await?;
+        Ok(())
     }
 
     /// Indexes what changed in the store since the last look (other nodes'
@@ -181,25 +185,57 @@ impl EventSearch {
         Ok(())
     }
 
-    /// Reads every event again and indexes those that differ.
+    /// Reads every event again, a page at a time, and indexes those that
+    /// differ.
     pub async fn resync_all(&self) -> ServiceResult<()> {
         let mut last_poll = self.sync.lock().await;
         let started = self.clock.now();
-        let documents = self.store.search_documents(SearchScope::All).await?;
-        self.apply(documents, UpdateSource::Resync).await?;
+        let mut after: Option<EventId> = None;
+        let mut changed = 0;
+        loop {
+            let documents = self
+                .store
+                .search_documents(SearchScope::All {
+                    after: after.as_ref(),
+                    limit: SEARCH_PAGE_EVENTS_MAX,
+                })
+                .await?;
+            let full_page = documents.len() >= SEARCH_PAGE_EVENTS_MAX as usize;
+            after = documents.last().map(|document| document.event.id.clone());
+            changed += self.apply(documents, UpdateSource::Resync).await?;
+            if !full_page {
+                break;
+            }
+        }
+        if changed >= MERGE_AFTER_CHANGES_MIN {
+            let index = self.index.clone();
+            let merged = tokio::task::spawn_blocking(move || index.merge_segments())
+                .await
+                .map_err(internal)?;
+            if let Err(error) = merged {
+                // Only slower queries until tantivy's own merges catch up.
+                tracing::warn!(%error, "could not merge the search index's segments");
+            }
+        }
         if last_poll.is_none() {
             *last_poll = Some(started);
         }
         Ok(())
     }
 
+    /// Bytes of the tantivy index (its segments in RAM).
+    pub fn index_bytes(&self) -> u64 {
+        self.index.bytes()
+    }
+
+    /// Indexes the documents that changed; returns how many did.
     async fn apply(
         &self,
         documents: Vec<SearchDocument>,
         source: UpdateSource,
-    ) -> ServiceResult<()> {
+    ) -> ServiceResult<usize> {
         if documents.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let index = self.index.clone();
         let changed = tokio::task::spawn_blocking(move || index.apply(&documents))
@@ -210,9 +246,10 @@ impl EventSearch {
             metrics::counter!("boxoffice_search_index_updates_total", "source" => source.as_str())
                 .increment(changed as u64);
             metrics::gauge!("boxoffice_search_index_events").set(self.index.events() as f64);
+            metrics::gauge!("boxoffice_search_index_bytes").set(self.index.bytes() as f64);
             tracing::debug!(changed, source = source.as_str(), "search index updated");
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// One page of the events matching `text` and `filter`, best first,

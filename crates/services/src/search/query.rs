@@ -6,7 +6,8 @@
 //! - the word within a few edits (typo tolerance, see [`edits_for`]),
 //!   a constant score times the field's weight;
 //! - for the last word while it is still being typed, a word that starts
-//!   with it (type-ahead), within fewer edits ([`prefix_edits_for`]).
+//!   with it (type-ahead), within fewer edits ([`prefix_edits_for`]), in
+//!   the fields that take prefixes ([`WeightedField::prefix`]).
 //!
 //! An exact match also matches its fuzzy and prefix forms, so it always
 //! scores above a typo.
@@ -103,6 +104,8 @@ pub fn plan(text: &str, words: Vec<String>) -> Vec<QueryWord> {
 pub struct WeightedField {
     pub field: Field,
     pub weight: Score,
+    /// Whether the word being typed matches this field as a prefix.
+    pub prefix: bool,
 }
 
 /// Every word must match in one of `fields`.
@@ -136,7 +139,12 @@ fn word_query(fields: &[WeightedField], word: &QueryWord) -> tantivy::Result<Box
         )),
     };
     let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    for &WeightedField { field, weight } in fields {
+    for &WeightedField {
+        field,
+        weight,
+        prefix: prefix_here,
+    } in fields
+    {
         let exact = TermQuery::new(
             Term::from_field_text(field, &word.text),
             IndexRecordOption::WithFreqs,
@@ -146,7 +154,7 @@ fn word_query(fields: &[WeightedField], word: &QueryWord) -> tantivy::Result<Box
             let query = AutomatonQuery::boxed(field, automaton.clone());
             alternatives.push((Occur::Should, boosted(query, weight * FUZZY_SCORE)));
         }
-        if let Some(automaton) = &prefix {
+        if let Some(automaton) = prefix.as_ref().filter(|_| prefix_here) {
             let query = AutomatonQuery::boxed(field, automaton.clone());
             alternatives.push((Occur::Should, boosted(query, weight * PREFIX_SCORE)));
         }

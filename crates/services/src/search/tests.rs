@@ -170,6 +170,19 @@ fn the_word_being_typed_is_a_prefix() {
 }
 
 #[test]
+fn descriptions_match_whole_words_and_typos_but_no_prefixes() {
+    let index = index();
+    assert_eq!(search(&index, "lasers"), ["evt_coldplay"]);
+    assert_eq!(search(&index, "lazers"), ["evt_coldplay"]);
+    assert!(search(&index, "lase").is_empty(), "type-ahead is for names");
+    assert_eq!(
+        search(&index, "stadi"),
+        ["evt_coldplay"],
+        "a tag takes prefixes"
+    );
+}
+
+#[test]
 fn every_word_must_match() {
     let index = index();
     assert_eq!(search(&index, "moonlight quartet"), ["evt_moonlight"]);
@@ -296,6 +309,10 @@ fn an_update_replaces_the_document_and_unchanged_ones_are_skipped() {
     };
     assert!(find(&index, "lightning", &berlin, FieldSet::Everything).is_empty());
     assert_eq!(index.events(), 5);
+    index.merge_segments().unwrap();
+    assert_eq!(search(&index, "lightning"), ["evt_coldplay"], "merged");
+    assert!(search(&index, "spheres").is_empty(), "deletes survive the merge");
+    assert_eq!(search(&index, "moonlihgt"), ["evt_moonlight"]);
 }
 
 #[test]
