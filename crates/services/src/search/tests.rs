@@ -311,7 +311,10 @@ fn an_update_replaces_the_document_and_unchanged_ones_are_skipped() {
     assert_eq!(index.events(), 5);
     index.merge_segments().unwrap();
     assert_eq!(search(&index, "lightning"), ["evt_coldplay"], "merged");
-    assert!(search(&index, "spheres").is_empty(), "deletes survive the merge");
+    assert!(
+        search(&index, "spheres").is_empty(),
+        "deletes survive the merge"
+    );
     assert_eq!(search(&index, "moonlihgt"), ["evt_moonlight"]);
 }
 
