@@ -1,6 +1,8 @@
 //! The results: one struct per scenario (serialized as-is for `--json`) and
 //! the human tables.
 
+pub mod waiting_room;
+
 use std::fmt::Write;
 
 use serde::Serialize;
@@ -21,15 +23,18 @@ pub struct Report {
     pub flash_sale: Option<FlashSaleReport>,
     pub browse: Vec<BrowseReport>,
     pub buy: Option<BuyReport>,
+    pub waiting_room: Option<waiting_room::WaitingRoomReport>,
     pub ratios: Ratios,
     /// The server's memory, when it runs on this machine.
     pub memory: Option<Memory>,
 }
 
 impl Report {
-    /// True unless a flash sale ran and one of its invariants failed.
+    /// True unless a flash sale ran and one of its invariants failed, or
+    /// the waiting room ran and one of its checks failed.
     pub fn invariants_passed(&self) -> bool {
         !matches!(&self.flash_sale, Some(sale) if !sale.invariants_passed)
+            && !matches!(&self.waiting_room, Some(room) if !room.checks_passed())
     }
 }
 
@@ -277,6 +282,9 @@ pub fn human(report: &Report) -> String {
         latency_row(&mut out, "POST /v1/bookings (201)", &buy.booking_latency);
         errors(&mut out, &buy.errors);
         rss(&mut out, buy.peak_rss_kib);
+    }
+    if let Some(room) = &report.waiting_room {
+        waiting_room::human(&mut out, room);
     }
     if let Some(memory) = &report.memory {
         let _ = writeln!(
