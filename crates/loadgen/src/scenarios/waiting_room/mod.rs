@@ -302,14 +302,15 @@ async fn check_admission_token(
             detail: problem,
         }]
     };
-    let token =
-        match setup::register_users(http, 1, context.run_id, Progress { enabled: false }).await {
-            Ok(tokens) => match tokens.first() {
-                Some(token) => token.clone(),
-                None => return failed("registering the buyer gave no token".into()),
-            },
-            Err(error) => return failed(format!("registering the buyer: {error}")),
-        };
+    // Its own e-mail namespace (run ID + 1): a run's buyers never collide.
+    let namespace = context.run_id.wrapping_add(1);
+    let token = match setup::register_users(http, 1, namespace, Progress { enabled: false }).await {
+        Ok(tokens) => match tokens.first() {
+            Some(token) => token.clone(),
+            None => return failed("registering the buyer gave no token".into()),
+        },
+        Err(error) => return failed(format!("registering the buyer: {error}")),
+    };
     let admission = match admitted_token(http, show_id, &token).await {
         Ok(admission) => admission,
         Err(problem) => return failed(problem),
