@@ -175,8 +175,18 @@ pub struct ServicesArgs {
         value_parser = clap::value_parser!(u64).range(1..=BATCH_SIZE_MAX)
     )]
     pub batch_size_max: u64,
+    /// How long a waiting-room admission (and its token) lasts, in seconds.
+    #[arg(
+        long,
+        env = "BOXOFFICE_ADMISSION_TTL_SECONDS",
+        default_value_t = 900,
+        value_parser = clap::value_parser!(u64).range(1..=ADMISSION_TTL_SECONDS_MAX)
+    )]
+    pub admission_ttl_seconds: u64,
 }
 
+/// A day: an admission is meant for one purchase.
+const ADMISSION_TTL_SECONDS_MAX: u64 = 86_400;
 /// A batch window above 100 ms would only add latency.
 const BATCH_WINDOW_MICROSECONDS_MAX: u64 = 100_000;
 /// Larger batches hold their row locks longer than they save in commits.
@@ -209,6 +219,10 @@ impl ServicesArgs {
                 .map(|secret| secret.expose().to_string()),
             // Connected by `build_services`, which is async.
             seat_locks: None,
+            waiting_room: boxoffice_services::waiting_room::WaitingRoomConfig {
+                admission_ttl: Duration::from_secs(self.admission_ttl_seconds),
+            },
+            queue_store: None,
         }
     }
 }

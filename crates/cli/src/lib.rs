@@ -90,6 +90,7 @@ pub async fn build_services(
     let mut services_config = args.services_config();
     if let Some(url) = redis_url {
         services_config.seat_locks = Some(connect_seat_locks(url).await?);
+        services_config.queue_store = Some(connect_queue_store(url)?);
     }
     Services::build(store, services_config, boxoffice_http::render_error)
         .await
@@ -106,7 +107,7 @@ async fn connect_seat_locks(
         .with_context(|| format!("REDIS_URL {shown_url} is not a usable Redis URL"))?;
     match locks.ping().await {
         Ok(()) => {
-            tracing::info!(redis_url = %shown_url, "redis ready: seat soft-locks on (caches and rate limits stay in-process)")
+            tracing::info!(redis_url = %shown_url, "redis ready: seat soft-locks and the waiting room there")
         }
         Err(error) => tracing::warn!(
             redis_url = %shown_url,
@@ -115,6 +116,17 @@ async fn connect_seat_locks(
         ),
     }
     Ok(Arc::new(locks))
+}
+
+/// With Redis the waiting room lives there (shared by every node, and fast
+/// enough for a crowd); while Redis is down, joins and polls answer 503.
+fn connect_queue_store(
+    url: &config::UrlWithCredentials,
+) -> anyhow::Result<boxoffice_services::SharedQueueStore> {
+    let shown_url = url.redacted();
+    let queue = boxoffice_services::waiting_room::RedisQueueStore::new(url.expose(), &shown_url)
+        .with_context(|| format!("REDIS_URL {shown_url} is not a usable Redis URL"))?;
+    Ok(boxoffice_services::SharedQueueStore(Arc::new(queue)))
 }
 
 /// Creates the admin account of `BOXOFFICE_ADMIN_EMAIL` unless it exists, and

@@ -21,6 +21,7 @@
 //! - [`inventory`]: [`ShowInventory`], the all-or-nothing hold model of one show.
 //! - [`status`]: the status enums shared by every layer.
 //! - [`ticket`]: signing and verifying ticket codes offline.
+//! - [`waiting_room`]: the admission arithmetic of a show's virtual queue.
 
 pub mod batch;
 pub mod best_available;
@@ -36,6 +37,7 @@ pub mod status;
 pub mod text;
 pub mod ticket;
 mod ulid;
+pub mod waiting_room;
 
 pub use batch::{decide_batch, BatchDecision, BatchRequest, BatchState};
 pub use best_available::{best_available, best_available_at};

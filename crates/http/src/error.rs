@@ -217,6 +217,30 @@ pub fn problem_of_service(error: &ServiceError) -> Problem {
             "Admission required",
             detail,
         ),
+        E::AdmissionInvalid => problem(
+            StatusCode::FORBIDDEN,
+            "admission_invalid",
+            "Admission invalid",
+            detail,
+        ),
+        E::WaitingRoomDisabled => problem(
+            StatusCode::CONFLICT,
+            "waiting_room_disabled",
+            "No waiting room",
+            detail,
+        ),
+        E::PowRequired => problem(
+            StatusCode::FORBIDDEN,
+            "pow_required",
+            "Proof of work required",
+            detail,
+        ),
+        E::PowInvalid { .. } => problem(
+            StatusCode::FORBIDDEN,
+            "pow_invalid",
+            "Proof of work invalid",
+            detail,
+        ),
         E::NotImplemented => problem(
             StatusCode::NOT_IMPLEMENTED,
             "not_implemented",

@@ -113,6 +113,40 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
+/// A JSON body that may be left out entirely (no body, no Content-Type):
+/// then `T::default()`.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let announced_empty = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0");
+        let untyped = !request.headers().contains_key(header::CONTENT_TYPE);
+        if untyped {
+            let bytes = Bytes::from_request(request, state)
+                .await
+                .map_err(|_| ApiError::PayloadTooLarge)?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJson(T::default()));
+            }
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        if announced_empty {
+            return Ok(OptionalJson(T::default()));
+        }
+        let bytes = json_bytes(request, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        Ok(OptionalJson(parse_json(&bytes)?))
+    }
+}
+
 /// A JSON body plus the hash of its canonical form, for `Idempotency-Key`
 /// checks ("same key, same body").
 pub struct HashedJson<T> {
@@ -155,6 +189,54 @@ impl FromRequestParts<AppState> for Caller {
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or(ApiError::Service(ServiceError::Unauthorized))?;
         Ok(Caller(state.services.auth.authenticate(token.trim())?))
+    }
+}
+
+/// The caller of a Server-Sent Events stream: the `Authorization` header,
+/// or `?access_token=` because a browser's `EventSource` cannot send
+/// headers.
+pub struct StreamCaller(pub AuthUser);
+
+impl FromRequestParts<AppState> for StreamCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            return Caller::from_request_parts(parts, state)
+                .await
+                .map(|Caller(user)| StreamCaller(user));
+        }
+        let token = parts
+            .uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("access_token="))
+            .ok_or(ApiError::Service(ServiceError::Unauthorized))?;
+        Ok(StreamCaller(state.services.auth.authenticate(token)?))
+    }
+}
+
+/// The optional `X-Admission-Token` header of `POST /v1/holds`.
+pub struct AdmissionToken(pub Option<String>);
+
+impl FromRequestParts<AppState> for AdmissionToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(AdmissionToken(
+            parts
+                .headers
+                .get("x-admission-token")
+                // Not visible ASCII cannot be one of our tokens: treat as forged.
+                .map(|value| value.to_str().unwrap_or("\u{0}").trim().to_string()),
+        ))
     }
 }
 

@@ -158,7 +158,7 @@ pub fn metrics_router(metrics: PrometheusHandle) -> Router {
 
 /// The whole application. Tests and the CLI both build it from here.
 pub fn router(state: AppState) -> Router {
-    use routes::{auth, booking, catalog, system};
+    use routes::{auth, booking, catalog, queue, system};
     let timeout = state.request_timeout;
     let api = Router::new()
         .route("/healthz", get(system::healthz))
@@ -192,10 +192,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/shows/{id}/seats", get(catalog::seat_map))
         .route("/v1/shows/{id}/seats/stream", get(catalog::seat_stream))
         .route("/v1/shows/{id}/sales", get(catalog::sales))
-        .route("/v1/shows/{id}/queue", post(catalog::join_queue))
+        .route("/v1/shows/{id}/queue", post(queue::join_queue))
+        .route("/v1/shows/{id}/queue/challenge", get(queue::challenge))
+        .route("/v1/shows/{id}/queue/{ticket_id}", get(queue::queue_ticket))
         .route(
-            "/v1/shows/{id}/queue/{ticket_id}",
-            get(catalog::queue_ticket),
+            "/v1/shows/{id}/queue/{ticket_id}/stream",
+            get(queue::queue_ticket_stream),
         )
         .route("/v1/holds", post(booking::create_hold))
         .route(

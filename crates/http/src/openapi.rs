@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, booking, catalog, system};
+use crate::routes::{auth, booking, catalog, queue, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,7 @@ use crate::routes::{auth, booking, catalog, system};
         catalog::create_venue, catalog::list_venues, catalog::venue,
         catalog::create_event, catalog::patch_event, catalog::list_events, catalog::event,
         catalog::create_show, catalog::show, catalog::patch_show, catalog::seat_map, catalog::seat_stream, catalog::sales,
-        catalog::join_queue, catalog::queue_ticket,
+        queue::join_queue, queue::queue_ticket, queue::queue_ticket_stream, queue::challenge,
         booking::create_hold, booking::hold, booking::release_hold,
         booking::create_booking, booking::list_bookings, booking::booking, booking::cancel_booking,
         booking::check_in, booking::ticket_public_key, booking::audit, booking::sandbox_charges,

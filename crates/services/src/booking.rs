@@ -31,6 +31,7 @@ use crate::payments::{
 };
 use crate::seat_locks::{GuardedSeatLocks, LockAttempt, LockOutcome, SeatLocks};
 use crate::views::{rfc3339, BookingView, CheckinView, HoldView, MoneyView};
+use crate::waiting_room::{check_admission, WaitingRoomTokens};
 
 /// Expired holds released per sweeper transaction.
 const EXPIRY_BATCH_MAX: u32 = 500;
@@ -123,6 +124,9 @@ pub struct BookingService {
     expiry: Arc<HoldExpiryQueue>,
     /// Present when Redis is configured.
     seat_locks: Option<GuardedSeatLocks>,
+    /// Checks `X-Admission-Token` on shows with a waiting room; without
+    /// it, such shows cannot be held at all.
+    admission: Option<Arc<WaitingRoomTokens>>,
 }
 
 fn stored_json<T: Serialize>(status: u16, value: &T) -> StoredResponse {
@@ -154,6 +158,7 @@ impl BookingService {
             batcher,
             expiry: HoldExpiryQueue::new(),
             seat_locks: None,
+            admission: None,
             store,
             clock,
             gateway,
@@ -167,6 +172,11 @@ impl BookingService {
 
     /// Soft-locks every hold's seats across nodes before the database
     /// decides, so that nodes turn away each other's winners cheaply.
+    pub fn with_admission_tokens(mut self, tokens: Arc<WaitingRoomTokens>) -> Self {
+        self.admission = Some(tokens);
+        self
+    }
+
     pub fn with_seat_locks(mut self, locks: Arc<dyn SeatLocks>) -> Self {
         self.seat_locks = Some(GuardedSeatLocks::new(locks));
         self
@@ -255,6 +265,7 @@ impl BookingService {
         &self,
         caller: &AuthUser,
         input: HoldRequestInput,
+        admission_token: Option<&str>,
         idempotency: Option<IdempotencyRequest>,
     ) -> ServiceResult<Replayable<HoldView>> {
         let selection = input
@@ -273,9 +284,17 @@ impl BookingService {
             });
         }
         if show.waiting_room.enabled {
-            // Admission tokens come from the waiting room, which is not built
-            // yet: no request can carry a valid one.
-            return Err(ServiceError::AdmissionRequired);
+            let tokens = self
+                .admission
+                .as_ref()
+                .ok_or(ServiceError::AdmissionRequired)?;
+            check_admission(
+                tokens,
+                caller,
+                &show.id,
+                admission_token,
+                now.timestamp_millis(),
+            )?;
         }
         let layout = self.catalog.layout(&show.venue_id).await?;
         let scope = match self.claim(caller, ROUTE_HOLDS, idempotency).await? {

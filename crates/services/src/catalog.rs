@@ -127,16 +127,21 @@ fn validate_event(event: &EventRecord) -> ServiceResult<()> {
     }
 }
 
+/// `waiting_room` of a show. On create, omitted fields take their
+/// defaults; on `PATCH`, omitted fields keep their current values.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitingRoomInput {
-    pub enabled: bool,
-    #[serde(default = "default_admit_per_minute")]
-    pub admit_per_minute: i64,
-}
-
-fn default_admit_per_minute() -> i64 {
-    2000
+    /// Holds need an admission token from the queue (default false).
+    pub enabled: Option<bool>,
+    /// Buyers let in per minute, 1 to 1,000,000 (default 2000).
+    pub admit_per_minute: Option<i64>,
+    /// Stop admitting; the queue keeps its order and continues from where
+    /// it stopped when resumed (default false).
+    pub paused: Option<bool>,
+    /// Proof of work on joining: leading zero bits of SHA-256, 0 (off) to 32
+    /// (default 0).
+    pub pow_difficulty: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -339,6 +344,10 @@ pub struct CatalogService {
     shows: RwLock<HashMap<ShowId, (std::time::Instant, ShowRecord)>>,
     /// The last serialized seat map per show, with its ETag.
     seat_maps: RwLock<HashMap<ShowId, (String, bytes::Bytes)>>,
+    /// The waiting rooms' state, told at once when an organizer changes a
+    /// show (rate, pause, sales start), so the change takes effect at that
+    /// instant and not only at the next join or poll.
+    queue: Option<Arc<dyn boxoffice_store::QueueStore>>,
 }
 
 pub(crate) fn parse_show_id(id: &str) -> ServiceResult<ShowId> {
@@ -399,19 +408,42 @@ fn validate_max_tickets(value: i64, errors: &mut Vec<FieldError>) -> u32 {
 
 fn validate_waiting_room(
     input: &WaitingRoomInput,
+    current: &WaitingRoomSettings,
     errors: &mut Vec<FieldError>,
 ) -> WaitingRoomSettings {
-    if !(1..=ADMIT_PER_MINUTE_MAX).contains(&input.admit_per_minute) {
-        errors.push(FieldError {
-            field: "waiting_room.admit_per_minute".into(),
-            message: format!("must be 1 to {ADMIT_PER_MINUTE_MAX}"),
-        });
+    let mut settings = current.clone();
+    if let Some(enabled) = input.enabled {
+        settings.enabled = enabled;
     }
-    WaitingRoomSettings {
-        enabled: input.enabled,
-        admit_per_minute: u32::try_from(input.admit_per_minute.clamp(1, ADMIT_PER_MINUTE_MAX))
-            .unwrap_or(2000),
+    if let Some(paused) = input.paused {
+        settings.paused = paused;
     }
+    if let Some(rate) = input.admit_per_minute {
+        match u32::try_from(rate) {
+            Ok(rate) if (1..=ADMIT_PER_MINUTE_MAX).contains(&i64::from(rate)) => {
+                settings.admit_per_minute = rate
+            }
+            _ => errors.push(FieldError {
+                field: "waiting_room.admit_per_minute".into(),
+                message: format!("must be 1 to {ADMIT_PER_MINUTE_MAX}"),
+            }),
+        }
+    }
+    if let Some(difficulty) = input.pow_difficulty {
+        match u8::try_from(difficulty) {
+            Ok(bits) if bits <= crate::waiting_room::pow::DIFFICULTY_MAX => {
+                settings.pow_difficulty = bits
+            }
+            _ => errors.push(FieldError {
+                field: "waiting_room.pow_difficulty".into(),
+                message: format!(
+                    "must be 0 (off) to {}",
+                    crate::waiting_room::pow::DIFFICULTY_MAX
+                ),
+            }),
+        }
+    }
+    settings
 }
 
 fn parse_status(value: &str, errors: &mut Vec<FieldError>) -> Option<ShowStatus> {
@@ -448,7 +480,13 @@ impl CatalogService {
             layouts: RwLock::new(HashMap::new()),
             shows: RwLock::new(HashMap::new()),
             seat_maps: RwLock::new(HashMap::new()),
+            queue: None,
         }
+    }
+
+    pub fn with_queue_store(mut self, queue: Arc<dyn boxoffice_store::QueueStore>) -> Self {
+        self.queue = Some(queue);
+        self
     }
 
     /// The show's in-memory inventory.
@@ -672,7 +710,7 @@ impl CatalogService {
         let waiting_room = input
             .waiting_room
             .as_ref()
-            .map(|w| validate_waiting_room(w, &mut errors))
+            .map(|w| validate_waiting_room(w, &WaitingRoomSettings::default(), &mut errors))
             .unwrap_or_default();
         let status = match input.status.as_deref() {
             Some(value) => parse_status(value, &mut errors).unwrap_or(ShowStatus::OnSale),
@@ -743,7 +781,7 @@ impl CatalogService {
         patch.waiting_room = input
             .waiting_room
             .as_ref()
-            .map(|w| validate_waiting_room(w, &mut errors));
+            .map(|w| validate_waiting_room(w, &show.waiting_room, &mut errors));
         if !errors.is_empty() {
             return Err(ServiceError::InvalidRequest { errors });
         }
@@ -753,7 +791,23 @@ impl CatalogService {
             .await?
             .ok_or(ServiceError::NotFound { what: "show" })?;
         self.remember_show(&updated);
+        if updated.waiting_room.enabled
+            && (input.waiting_room.is_some() || input.sales_start.is_some())
+        {
+            self.configure_waiting_room(&updated).await;
+        }
         self.show_view(&updated, None).await
+    }
+
+    async fn configure_waiting_room(&self, show: &ShowRecord) {
+        let Some(queue) = &self.queue else { return };
+        let config = crate::waiting_room::room_config(show);
+        let now_ms = self.clock.now().timestamp_millis();
+        if let Err(error) = queue.configure_queue(&show.id, &config, now_ms).await {
+            // The next join or poll applies it (each carries the show's
+            // settings); only the instant of the change is lost.
+            tracing::warn!(%error, show_id = %show.id, "could not apply the waiting-room settings at once");
+        }
     }
 
     /// The show, from a short-lived cache: a hold must not cost a database

@@ -80,6 +80,18 @@ pub enum ServiceError {
     /// 403 `admission_required`: the show has a waiting room.
     #[error("this show has a waiting room: join it and send the X-Admission-Token it gives")]
     AdmissionRequired,
+    /// 403 `admission_invalid`: forged, expired, or for another user or show.
+    #[error("the admission token is not valid for this user and show (forged, expired or someone else's): join the waiting room again")]
+    AdmissionInvalid,
+    /// 409 `waiting_room_disabled`: the show has no waiting room to join.
+    #[error("this show has no waiting room: hold seats directly")]
+    WaitingRoomDisabled,
+    /// 403 `pow_required`: joining this show's queue needs a proof of work.
+    #[error("joining this waiting room needs a proof of work: GET /v1/shows/{{id}}/queue/challenge and send its solution as `pow`")]
+    PowRequired,
+    /// 403 `pow_invalid`: wrong, expired, replayed, or for another user or show.
+    #[error("the proof of work is not valid: {reason}")]
+    PowInvalid { reason: &'static str },
     /// 501 `not_implemented`.
     #[error("not implemented yet")]
     NotImplemented,

@@ -12,6 +12,8 @@
 //! - [`seat_locks`]: the `SeatLocks` port (seat soft-locks across nodes) and
 //!   its Redis adapter.
 //! - [`payments`]: the `PaymentGateway` port and the `sandbox` gateway.
+//! - [`waiting_room`]: the virtual queue of a show, admission tokens,
+//!   proof of work; state in the store or in Redis.
 //! - [`views`]: the JSON shapes of API.md returned by the use cases.
 //! - [`error`]: `ServiceError`, one variant per answer of API.md.
 //!
@@ -30,6 +32,7 @@ pub mod payments;
 pub mod seat_locks;
 pub mod secrets;
 pub mod views;
+pub mod waiting_room;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +63,20 @@ pub struct ServicesConfig {
     /// Seat soft-locks shared by the nodes (Redis); without them each node
     /// filters only with what its own inventory knows.
     pub seat_locks: Option<Arc<dyn SeatLocks>>,
+    pub waiting_room: waiting_room::WaitingRoomConfig,
+    /// Where the waiting room keeps its state when not in the database
+    /// (Redis, so that all nodes share it fast).
+    pub queue_store: Option<SharedQueueStore>,
+}
+
+/// A queue store other than the database (Redis).
+#[derive(Clone)]
+pub struct SharedQueueStore(pub Arc<dyn boxoffice_store::QueueStore>);
+
+impl std::fmt::Debug for SharedQueueStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedQueueStore")
+    }
 }
 
 pub struct Services {
@@ -67,6 +84,7 @@ pub struct Services {
     pub auth: AuthService,
     pub catalog: Arc<CatalogService>,
     pub booking: BookingService,
+    pub waiting_room: waiting_room::WaitingRoomService,
 }
 
 impl Services {
@@ -83,7 +101,23 @@ impl Services {
             config.sandbox_latency,
         ));
         let inventory = inventory::InventoryEngine::new(store.clone());
-        let catalog = Arc::new(CatalogService::new(store.clone(), clock.clone(), inventory));
+        let queue_store: Arc<dyn boxoffice_store::QueueStore> = match &config.queue_store {
+            Some(queue_store) => queue_store.0.clone(),
+            None => store.clone(),
+        };
+        let catalog = Arc::new(
+            CatalogService::new(store.clone(), clock.clone(), inventory)
+                .with_queue_store(queue_store.clone()),
+        );
+        let waiting_room_tokens =
+            Arc::new(waiting_room::WaitingRoomTokens::new(&secrets.jwt_secret));
+        let waiting_room = waiting_room::WaitingRoomService::new(
+            queue_store,
+            catalog.clone(),
+            clock.clone(),
+            waiting_room_tokens.clone(),
+            &config.waiting_room,
+        );
         let booking = BookingService::new(
             store.clone(),
             clock.clone(),
@@ -92,7 +126,8 @@ impl Services {
             Arc::new(secrets.ticket_signer),
             config.booking.clone(),
             render_error,
-        );
+        )
+        .with_admission_tokens(waiting_room_tokens);
         let booking = match &config.seat_locks {
             Some(locks) => booking.with_seat_locks(locks.clone()),
             None => booking,
@@ -102,6 +137,7 @@ impl Services {
             store,
             catalog,
             booking,
+            waiting_room,
         }))
     }
 }

@@ -23,14 +23,16 @@ pub mod error;
 mod feed;
 mod holds;
 mod idempotency;
+mod queue;
 pub mod records;
 mod sandbox;
 mod settings;
 mod users;
 
 use async_trait::async_trait;
+use boxoffice_domain::waiting_room::RoomConfig;
 use boxoffice_domain::{
-    BookingId, EventId, HoldId, Role, ShowId, TicketId, UserId, VenueId, VenueLayout,
+    BookingId, EventId, HoldId, QueueTicketId, Role, ShowId, TicketId, UserId, VenueId, VenueLayout,
 };
 use chrono::{DateTime, Utc};
 
@@ -304,6 +306,41 @@ pub trait SandboxLedgerStore: Send + Sync {
     async fn sandbox_charges_of_hold(&self, hold_id: &str) -> StoreResult<Vec<SandboxCharge>>;
 }
 
+/// The waiting room's shared state (see `boxoffice_domain::waiting_room`):
+/// in the database in embedded mode, in Redis when it is configured (the
+/// services crate has that adapter). Every method is one atomic step.
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    /// Gives the user a place, or returns their live ticket (an admission
+    /// that lapsed does not count: the user joins again at the back).
+    async fn join_queue(&self, join: &QueueJoin<'_>) -> StoreResult<QueueJoinOutcome>;
+    /// A ticket of the show with its room, brought up to date: a newer
+    /// configuration applied, the room opened when due, and the admission
+    /// instant recorded the first time the frontier is seen past it.
+    async fn queue_ticket(
+        &self,
+        show_id: &ShowId,
+        ticket_id: &QueueTicketId,
+        config: &RoomConfig,
+        now_ms: i64,
+    ) -> StoreResult<Option<QueueSnapshot>>;
+    /// Applies a show's new settings to its room now (creating the room if
+    /// it has none yet), so that the frontier changes pace at this instant.
+    async fn configure_queue(
+        &self,
+        show_id: &ShowId,
+        config: &RoomConfig,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+    /// Marks a proof-of-work challenge used; `false` when it already was.
+    async fn spend_challenge(
+        &self,
+        challenge_id: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+}
+
 /// The whole persistence port.
 pub trait Store:
     SettingsStore
@@ -313,6 +350,7 @@ pub trait Store:
     + IdempotencyStore
     + AuditStore
     + SandboxLedgerStore
+    + QueueStore
 {
 }
 
@@ -324,5 +362,6 @@ impl<T> Store for T where
         + IdempotencyStore
         + AuditStore
         + SandboxLedgerStore
+        + QueueStore
 {
 }

@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use boxoffice_domain::waiting_room::{RoomConfig, RoomState};
 use boxoffice_domain::{
-    BookingId, BookingStatus, EventId, HoldId, HoldStatus, Money, PaymentId, Role, SeatId, ShowId,
-    ShowStatus, TicketId, UserId, Venue, VenueId,
+    BookingId, BookingStatus, EventId, HoldId, HoldStatus, Money, PaymentId, QueueTicketId, Role,
+    SeatId, ShowId, ShowStatus, TicketId, UserId, Venue, VenueId,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -62,10 +63,18 @@ pub struct EventFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
+/// Stored as JSON in the show row; fields added later default when read
+/// from older rows.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WaitingRoomSettings {
     pub enabled: bool,
     pub admit_per_minute: u32,
+    /// Admission stopped by the organizer; the queue keeps its order.
+    #[serde(default)]
+    pub paused: bool,
+    /// Leading zero bits of the proof of work asked on joining; 0 = none.
+    #[serde(default)]
+    pub pow_difficulty: u8,
 }
 
 impl Default for WaitingRoomSettings {
@@ -73,8 +82,50 @@ impl Default for WaitingRoomSettings {
         WaitingRoomSettings {
             enabled: false,
             admit_per_minute: 2000,
+            paused: false,
+            pow_difficulty: 0,
         }
     }
+}
+
+/// A place in a show's waiting room, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueTicketRecord {
+    pub id: QueueTicketId,
+    pub show_id: ShowId,
+    pub user_id: UserId,
+    /// `None` while in the pre-queue before the opening.
+    pub place: Option<u64>,
+    pub joined_at_ms: i64,
+    pub admitted_at_ms: Option<i64>,
+}
+
+/// A ticket together with its room, read in one atomic step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSnapshot {
+    pub room: RoomState,
+    pub ticket: QueueTicketRecord,
+}
+
+/// A request to join a show's waiting room.
+#[derive(Debug, Clone)]
+pub struct QueueJoin<'a> {
+    pub show_id: &'a ShowId,
+    pub user_id: &'a UserId,
+    /// The ID of the ticket if a new one is made.
+    pub new_ticket_id: &'a QueueTicketId,
+    pub config: RoomConfig,
+    /// Used when the user lands in the pre-queue.
+    pub pre_queue_key: i64,
+    pub now_ms: i64,
+    pub admission_ttl_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueJoinOutcome {
+    Joined(QueueSnapshot),
+    /// The user already had a live ticket: this one.
+    Existing(QueueSnapshot),
 }
 
 #[derive(Debug, Clone)]

@@ -23,3 +23,4 @@ mod idempotency;
 mod nodes;
 mod race;
 mod redis;
+mod waiting_room;

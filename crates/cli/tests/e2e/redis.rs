@@ -21,13 +21,13 @@ const USERS: usize = 50;
 const MAX_TICKETS_PER_USER: u32 = 40;
 
 /// A `redis-server` process on its own port, killed on drop.
-struct RedisServer {
+pub struct RedisServer {
     port: u16,
     child: Option<Child>,
 }
 
 impl RedisServer {
-    async fn start() -> RedisServer {
+    pub async fn start() -> RedisServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
         let port = listener.local_addr().expect("local address").port();
         drop(listener);
@@ -36,7 +36,7 @@ impl RedisServer {
         server
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 

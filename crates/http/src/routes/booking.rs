@@ -11,7 +11,9 @@ use serde::Deserialize;
 
 use super::ListView;
 use crate::error::{stored_response, ApiError};
-use crate::extract::{ApiJson, ApiQuery, Caller, HashedJson, IdempotencyKey, PageParams};
+use crate::extract::{
+    AdmissionToken, ApiJson, ApiQuery, Caller, HashedJson, IdempotencyKey, PageParams,
+};
 use crate::AppState;
 
 fn replayable<T: serde::Serialize>(result: Replayable<T>) -> Response {
@@ -23,13 +25,16 @@ fn replayable<T: serde::Serialize>(result: Replayable<T>) -> Response {
 
 /// Hold seats: chosen seats, best available, or standing; all or nothing.
 #[utoipa::path(post, path = "/v1/holds", tag = "holds", security(("bearer" = [])), request_body = Object,
-    params(("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 201, body = HoldView), (status = 400, description = "invalid_request"), (status = 404, description = "not_found"),
+    params(("Idempotency-Key" = Option<String>, Header),
+        ("X-Admission-Token" = Option<String>, Header, description = "required on shows with a waiting room: the `admission_token` of an ADMITTED queue ticket")),
+    responses((status = 201, body = HoldView), (status = 400, description = "invalid_request"),
+        (status = 403, description = "admission_required, admission_invalid"), (status = 404, description = "not_found"),
         (status = 409, description = "seats_unavailable, show_not_on_sale"), (status = 422, description = "ticket_limit_exceeded")))]
 pub async fn create_hold(
     State(state): State<AppState>,
     Caller(caller): Caller,
     key: IdempotencyKey,
+    admission: AdmissionToken,
     body: HashedJson<HoldRequestInput>,
 ) -> Result<Response, ApiError> {
     let idempotency = key.with_hash(body.hash);
@@ -37,7 +42,7 @@ pub async fn create_hold(
         state
             .services
             .booking
-            .hold(&caller, body.value, idempotency)
+            .hold(&caller, body.value, admission.0.as_deref(), idempotency)
             .await?,
     ))
 }

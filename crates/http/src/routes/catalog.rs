@@ -250,31 +250,3 @@ pub async fn sales(
 ) -> Result<Json<SalesView>, ApiError> {
     Ok(Json(state.services.catalog.sales(&caller, &id).await?))
 }
-
-/// Virtual waiting room: not implemented yet (the show and caller are still checked).
-#[utoipa::path(post, path = "/v1/shows/{id}/queue", tag = "waiting room", security(("bearer" = [])),
-    responses((status = 401, description = "unauthorized"), (status = 404, description = "not_found"), (status = 501, description = "not_implemented")))]
-pub async fn join_queue(
-    State(state): State<AppState>,
-    Caller(_caller): Caller,
-    Path(id): Path<String>,
-) -> ApiError {
-    match state.services.catalog.show_record(&id).await {
-        Ok(_) => ApiError::Service(ServiceError::NotImplemented),
-        Err(error) => ApiError::Service(error),
-    }
-}
-
-/// Virtual waiting room ticket: not implemented yet (the show and caller are still checked).
-#[utoipa::path(get, path = "/v1/shows/{id}/queue/{ticket_id}", tag = "waiting room", security(("bearer" = [])),
-    responses((status = 401, description = "unauthorized"), (status = 404, description = "not_found"), (status = 501, description = "not_implemented")))]
-pub async fn queue_ticket(
-    State(state): State<AppState>,
-    Caller(_caller): Caller,
-    Path((id, _ticket_id)): Path<(String, String)>,
-) -> ApiError {
-    match state.services.catalog.show_record(&id).await {
-        Ok(_) => ApiError::Service(ServiceError::NotImplemented),
-        Err(error) => ApiError::Service(error),
-    }
-}

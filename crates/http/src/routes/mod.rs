@@ -1,6 +1,7 @@
 pub mod auth;
 pub mod booking;
 pub mod catalog;
+pub mod queue;
 pub mod system;
 
 use axum::http::StatusCode;
