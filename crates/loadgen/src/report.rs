@@ -220,11 +220,15 @@ pub fn human(report: &Report) -> String {
         report.connections,
         report.seed
     );
-    let _ = writeln!(
-        out,
-        "setup: {} users registered in {:.1} s; venue of {} places",
-        report.setup.users, report.setup.register_seconds, report.setup.venue_places
-    );
+    if report.setup.users > 0 {
+        let _ = writeln!(
+            out,
+            "setup: {} users registered in {:.1} s; venue of {} places",
+            report.setup.users, report.setup.register_seconds, report.setup.venue_places
+        );
+    } else {
+        let _ = writeln!(out, "setup: no buyers registered, no sale venue");
+    }
     rss(&mut out, report.setup.peak_rss_kib);
     if let Some(baseline) = &report.baseline {
         let _ = writeln!(out, "\n[baseline] GET /healthz, {:.1} s", baseline.seconds);

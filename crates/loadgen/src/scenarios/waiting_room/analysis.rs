@@ -90,8 +90,12 @@ pub fn crowd_report(
         connections: asked.connections,
         seconds,
         opening_seconds: opening as f64 / 1e6,
-        scheduled_joins_per_second: round1(
-            f64::from(plan.arrivals) / asked.arrival_window_seconds.max(f64::MIN_POSITIVE),
+        // Over the schedule's own span (the window plus the quiet interval
+        // around the opening), as the achieved rate is over the joins' span.
+        scheduled_joins_per_second: rate(
+            u64::from(plan.arrivals),
+            plan.last_arrival_us()
+                .saturating_sub(plan.first_arrival_us()),
         ),
         joins: joined.len() as u64,
         joins_per_second: rate(joined.len() as u64, join_span_us),

@@ -177,7 +177,8 @@ pub async fn run(
 
     let (crowd_show, mut crowd) = run_crowd(context, settings, &venue_id, &plan).await?;
     crowd.peak_rss_kib = (context.phase_peak)();
-    let admission_token_checks = check_admission_token(context, &crowd_show, &plan).await;
+    let admission_token_checks =
+        check_admission_token(context, &crowd_show, &plan, settings.pow_difficulty).await;
 
     let ceiling = baseline.map(|baseline| baseline.requests_per_second);
     let share = |value: f64| ceiling.and_then(|ceiling| ratio(value, ceiling));
@@ -291,6 +292,7 @@ async fn check_admission_token(
     context: &Context<'_>,
     show_id: &str,
     plan: &VenuePlan,
+    pow_difficulty: u32,
 ) -> Vec<Check> {
     let http = context.http;
     let floor = plan.floor().unwrap_or(setup::STANDING_SECTION);
@@ -311,7 +313,7 @@ async fn check_admission_token(
         },
         Err(error) => return failed(format!("registering the buyer: {error}")),
     };
-    let admission = match admitted_token(http, show_id, &token).await {
+    let admission = match admitted_token(http, show_id, &token, pow_difficulty).await {
         Ok(admission) => admission,
         Err(problem) => return failed(problem),
     };
@@ -341,6 +343,9 @@ fn describe(
     wanted: &str,
 ) -> String {
     match answer {
+        Ok(answer) if answer.status.is_success() => {
+            format!("answered {} (wanted {wanted})", answer.status.as_u16())
+        }
         Ok(answer) => format!(
             "answered {} {} (wanted {wanted})",
             answer.status.as_u16(),
@@ -350,17 +355,24 @@ fn describe(
     }
 }
 
-/// Joins and polls (once a second, bounded) until admitted; the token.
-async fn admitted_token(http: &Http, show_id: &str, token: &str) -> Result<String, String> {
+/// Joins (with a proof of work if the show asks for one) and polls (once a
+/// second, bounded) until admitted; the token.
+async fn admitted_token(
+    http: &Http,
+    show_id: &str,
+    token: &str,
+    pow_difficulty: u32,
+) -> Result<String, String> {
     let node = http.next_node();
-    let answer = queue_api::join(
-        http,
-        node,
-        &queue_api::queue_path(show_id),
-        token,
-        &json!({}),
-    )
-    .await;
+    let body = if pow_difficulty > 0 {
+        queue_api::solve_challenge(http, node, show_id, token)
+            .await
+            .map_err(|code| format!("answering the challenge: {code}"))?
+            .body
+    } else {
+        json!({})
+    };
+    let answer = queue_api::join(http, node, &queue_api::queue_path(show_id), token, &body).await;
     let mut ticket = match Reply::of(&answer) {
         Reply::Ticket { ticket, .. } => ticket,
         Reply::RetryAfter { code, .. } | Reply::Failed { code } => {

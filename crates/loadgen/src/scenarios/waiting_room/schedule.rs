@@ -75,6 +75,15 @@ impl ArrivalPlan {
         span.0 + ((f64::from(slot) + within) * width) as u64
     }
 
+    /// The first arrival's instant (the schedule's earliest).
+    pub fn first_arrival_us(&self) -> u64 {
+        if self.pre_queue > 0 {
+            self.pre_span_us.0
+        } else {
+            self.post_span_us.0
+        }
+    }
+
     /// The last arrival's instant.
     pub fn last_arrival_us(&self) -> u64 {
         self.post_span_us.1.max(self.pre_span_us.1)
@@ -144,6 +153,8 @@ mod tests {
         assert!(last <= plan.last_arrival_us());
         assert!(last > plan.last_arrival_us() - 10_000, "{last}");
         assert_eq!(plan.last_arrival_us(), 15_000_000 + 48_000_000);
+        assert_eq!(plan.first_arrival_us(), LEAD_IN_MICROSECONDS);
+        assert!(plan.arrival_us(0) >= plan.first_arrival_us());
     }
 
     #[test]
@@ -167,6 +178,10 @@ mod tests {
         let none_pre = ArrivalPlan::new(100, 10_000_000, 0.0, 1);
         assert_eq!(none_pre.pre_queue, 0);
         assert!((0..100).all(|k| none_pre.arrival_us(k) > none_pre.opening_us));
+        assert_eq!(
+            none_pre.first_arrival_us(),
+            none_pre.opening_us + OPENING_GUARD_MICROSECONDS
+        );
         // A single arrival, and the tiniest window.
         let one = ArrivalPlan::new(1, 1, 0.5, 1);
         assert!(one.arrival_us(0) >= LEAD_IN_MICROSECONDS);
