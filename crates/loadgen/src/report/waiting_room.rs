@@ -9,6 +9,9 @@ use crate::invariants::Check;
 use crate::scenarios::waiting_room::order::{AdmissionRate, Percentiles, Violations};
 use crate::stats::{ErrorCounts, LatencySummary};
 
+/// Joins or polls later than this (p99) mean the crowd ran behind schedule.
+const BEHIND_SCHEDULE_MILLISECONDS: f64 = 1_000.0;
+
 /// Said in every report: the crowd is not registered users.
 pub const USERS_NOTE: &str = "minted: access tokens signed by the load generator with the \
      server's JWT secret for synthetic customers that were never registered";
@@ -93,6 +96,9 @@ pub struct CrowdReport {
     /// How late joins were sent against their schedule (the client or the
     /// server falling behind).
     pub join_lag: LatencySummary,
+    /// How late polls were sent against their due instant: late polls make
+    /// admissions seen late, and waits look longer than they were.
+    pub poll_lag: LatencySummary,
     pub pre_queue_joins: u64,
     pub post_opening_joins: u64,
     /// Sent before, answered after the opening: in no order check.
@@ -320,6 +326,7 @@ pub fn human(out: &mut String, report: &WaitingRoomReport) {
     latency_header(out);
     latency_row(out, "join (201)", &crowd.join_latency);
     latency_row(out, "join sent behind schedule", &crowd.join_lag);
+    latency_row(out, "poll sent behind schedule", &crowd.poll_lag);
     latency_row(out, "poll (200)", &crowd.poll_latency);
     if crowd.challenges > 0 {
         line(out, "challenges", crowd.challenges);
@@ -327,6 +334,18 @@ pub fn human(out: &mut String, report: &WaitingRoomReport) {
     }
     errors(out, &crowd.errors);
     rss(out, crowd.peak_rss_kib);
+    if crowd.join_lag.p99_ms > BEHIND_SCHEDULE_MILLISECONDS
+        || crowd.poll_lag.p99_ms > BEHIND_SCHEDULE_MILLISECONDS
+    {
+        let _ = writeln!(
+            out,
+            "  note: the crowd ran behind its schedule (p99 joins {:.1} s, polls {:.1} s late): \
+             server and client could not keep up, so arrivals came later than planned and \
+             admissions were seen late (see the admission uncertainty)",
+            crowd.join_lag.p99_ms / 1_000.0,
+            crowd.poll_lag.p99_ms / 1_000.0
+        );
+    }
     checks(out, &crowd.checks);
     if !report.admission_token_checks.is_empty() {
         let _ = writeln!(out, "\n[waiting-room admission token]");

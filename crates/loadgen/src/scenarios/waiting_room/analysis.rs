@@ -101,6 +101,7 @@ pub fn crowd_report(
         joins_per_second: rate(joined.len() as u64, join_span_us),
         join_latency: counts.join_latency.summary(),
         join_lag: counts.join_lag.summary(),
+        poll_lag: counts.poll_lag.summary(),
         pre_queue_joins: count_class(Class::PreQueue),
         post_opening_joins: count_class(Class::PostOpening),
         straddling_joins: count_class(Class::Straddling),

@@ -47,6 +47,8 @@ pub struct Ticket {
     /// Arrival number (and minted user number).
     pub index: u32,
     pub scheduled_us: u64,
+    /// When its current request was due (its arrival, or its next poll).
+    pub due_us: u64,
     pub id: Option<String>,
     /// The first try's send instant.
     pub join_sent_us: Option<u64>,
@@ -122,6 +124,7 @@ pub struct CrowdSettings {
 pub struct Counts {
     pub join_latency: Latencies,
     pub join_lag: Latencies,
+    pub poll_lag: Latencies,
     pub poll_latency: Latencies,
     pub pow_solve: Latencies,
     pub challenges: u64,
@@ -133,6 +136,7 @@ impl Counts {
     fn merge(&mut self, other: &Counts) {
         self.join_latency.merge(&other.join_latency);
         self.join_lag.merge(&other.join_lag);
+        self.poll_lag.merge(&other.poll_lag);
         self.poll_latency.merge(&other.poll_latency);
         self.pow_solve.merge(&other.pow_solve);
         self.challenges += other.challenges;
@@ -286,13 +290,19 @@ async fn dispatch(
                     let ticket = Box::new(Ticket {
                         index: next_arrival,
                         scheduled_us: due,
+                        due_us: due,
                         ..Ticket::default()
                     });
                     next_arrival += 1;
                     ticket
                 } else {
                     match heap.pop() {
-                        Some(due) => due.ticket,
+                        Some(Due {
+                            at_us, mut ticket, ..
+                        }) => {
+                            ticket.due_us = at_us;
+                            ticket
+                        }
                         None => continue,
                     }
                 };
@@ -434,6 +444,9 @@ async fn poll(
     };
     let path = queue_api::ticket_path(&shared.show_id, &ticket_id);
     let sent_us = micros_since(shared.epoch);
+    counts
+        .poll_lag
+        .record(Duration::from_micros(sent_us.saturating_sub(ticket.due_us)));
     let answer = queue_api::poll(&shared.http, node, &path, token).await;
     let answered_us = micros_since(shared.epoch);
     counts.polls += 1;
