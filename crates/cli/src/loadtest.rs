@@ -94,7 +94,7 @@ pub struct LoadtestArgs {
     #[arg(long, env = "BOXOFFICE_LOADTEST_SEED")]
     pub seed: Option<u64>,
     /// Waiting room: members of the crowd, each a distinct minted user.
-    #[arg(long, env = "BOXOFFICE_LOADTEST_ARRIVALS", default_value_t = 100_000,
+    #[arg(long, env = "BOXOFFICE_LOADTEST_ARRIVALS", default_value_t = 50_000,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(ARRIVALS_MAX)))]
     pub arrivals: u32,
     /// Waiting room: the crowd arrives evenly over this many seconds.
@@ -102,7 +102,7 @@ pub struct LoadtestArgs {
           value_parser = clap::value_parser!(u64).range(1..=boxoffice_loadgen::DURATION_SECONDS_MAX))]
     pub arrival_window_seconds: u64,
     /// Waiting room: the crowd's show admits this many buyers a minute.
-    #[arg(long, env = "BOXOFFICE_LOADTEST_ADMIT_PER_MINUTE", default_value_t = 90_000,
+    #[arg(long, env = "BOXOFFICE_LOADTEST_ADMIT_PER_MINUTE", default_value_t = 45_000,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(ADMIT_PER_MINUTE_MAX)))]
     pub admit_per_minute: u32,
     /// Waiting room: share of the arrivals that join before `sales_start`
