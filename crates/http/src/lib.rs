@@ -7,11 +7,13 @@
 //! - [`extract`]: JSON, query, bearer-token and `Idempotency-Key` extractors
 //!   whose rejections are problem+json.
 //! - [`error`]: the single mapping from errors to problem+json.
+//! - [`rate_limit`]: the rate limits in front of the routes.
 //! - [`openapi`]: the generated OpenAPI document.
 
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod rate_limit;
 pub mod routes;
 
 use std::sync::Arc;
@@ -39,6 +41,9 @@ pub struct AppState {
     pub services: Arc<Services>,
     pub metrics: PrometheusHandle,
     pub request_timeout: Duration,
+    /// The header a trusted proxy puts the client's address in; `None`
+    /// takes the socket peer (see [`rate_limit`]).
+    pub client_ip_header: Option<axum::http::HeaderName>,
 }
 
 impl AppState {
@@ -51,7 +56,14 @@ impl AppState {
             services,
             metrics,
             request_timeout,
+            client_ip_header: None,
         }
+    }
+
+    /// Rate limits count the address in `header` instead of the peer's.
+    pub fn with_client_ip_header(mut self, header: Option<axum::http::HeaderName>) -> Self {
+        self.client_ip_header = header;
+        self
     }
 }
 
@@ -160,6 +172,7 @@ pub fn metrics_router(metrics: PrometheusHandle) -> Router {
 pub fn router(state: AppState) -> Router {
     use routes::{auth, booking, catalog, system};
     let timeout = state.request_timeout;
+    let limits = middleware::from_fn_with_state(state.clone(), rate_limit::limit_requests);
     let api = Router::new()
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
@@ -212,6 +225,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tickets/public-key", get(booking::ticket_public_key))
         .route("/v1/audit", get(booking::audit))
         .route("/v1/sandbox/charges", get(booking::sandbox_charges))
+        // Matched routes only: requests are classified by the route's pattern.
+        .route_layer(limits)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_SIZE_MAX_BYTES))

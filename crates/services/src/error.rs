@@ -80,6 +80,13 @@ pub enum ServiceError {
     /// 403 `admission_required`: the show has a waiting room.
     #[error("this show has a waiting room: join it and send the X-Admission-Token it gives")]
     AdmissionRequired,
+    /// 429 `rate_limited`, with `Retry-After`.
+    #[error("too many requests ({class} per {scope}); retry after {retry_after_seconds} s")]
+    RateLimited {
+        class: &'static str,
+        scope: &'static str,
+        retry_after_seconds: u64,
+    },
     /// 501 `not_implemented`.
     #[error("not implemented yet")]
     NotImplemented,
@@ -110,6 +117,16 @@ impl ServiceError {
                 | ServiceError::Internal(_)
                 | ServiceError::NotImplemented
         )
+    }
+}
+
+impl From<crate::rate_limit::RateLimited> for ServiceError {
+    fn from(limited: crate::rate_limit::RateLimited) -> Self {
+        ServiceError::RateLimited {
+            class: limited.class,
+            scope: limited.scope.as_str(),
+            retry_after_seconds: limited.retry_after_seconds(),
+        }
     }
 }
 

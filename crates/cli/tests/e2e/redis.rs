@@ -21,13 +21,13 @@ const USERS: usize = 50;
 const MAX_TICKETS_PER_USER: u32 = 40;
 
 /// A `redis-server` process on its own port, killed on drop.
-struct RedisServer {
+pub(crate) struct RedisServer {
     port: u16,
     child: Option<Child>,
 }
 
 impl RedisServer {
-    async fn start() -> RedisServer {
+    pub(crate) async fn start() -> RedisServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
         let port = listener.local_addr().expect("local address").port();
         drop(listener);
@@ -36,7 +36,7 @@ impl RedisServer {
         server
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
@@ -116,7 +116,7 @@ impl RedisServer {
             .filter(|text| !text.starts_with("Could not connect") && !text.starts_with("ERR"))
     }
 
-    async fn cli(&self, args: &[&str]) -> String {
+    pub(crate) async fn cli(&self, args: &[&str]) -> String {
         self.try_cli(args)
             .await
             .unwrap_or_else(|| panic!("redis-cli -p {} {args:?} failed", self.port))
@@ -159,7 +159,7 @@ async fn two_nodes_with_redis(redis: &RedisServer) -> (TestApp, Peer) {
 }
 
 /// Sums a counter over its labels in a node's `/metrics`.
-async fn counter(api: &Api, name: &str) -> f64 {
+pub(crate) async fn counter(api: &Api, name: &str) -> f64 {
     let resp = api.get("/metrics", None).await;
     assert_eq!(resp.status(), 200, "GET /metrics: {resp}");
     resp.text
