@@ -117,27 +117,34 @@ async fn limit_announced_body(request: Request, next: Next) -> Response {
         .and_then(|value| value.trim().parse::<u64>().ok());
     if announced.is_some_and(|length| length > BODY_SIZE_MAX_BYTES as u64) {
         // Read (and drop) what the client is sending before answering, so it
-        // sees the 413 instead of a broken pipe; bounded in bytes and time so
-        // that a huge or slow upload cannot hold the connection.
-        let mut body = request.into_body().into_data_stream();
-        let drain = async {
-            let mut drained = 0usize;
-            while let Some(Ok(chunk)) = futures::StreamExt::next(&mut body).await {
-                drained += chunk.len();
-                if drained > OVERSIZED_BODY_DRAIN_MAX_BYTES {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(OVERSIZED_BODY_DRAIN_TIMEOUT, drain).await;
+        // sees the 413 instead of a broken pipe.
+        drain_body(request, OVERSIZED_BODY_DRAIN_MAX_BYTES).await;
         return ApiError::PayloadTooLarge.into_response();
     }
     next.run(request).await
 }
 
+/// Reads and drops a request's body, bounded in bytes and time so that a
+/// huge or slow upload cannot hold the connection: an answer given before
+/// the body was read (413, 429) would otherwise reach a client still
+/// writing as a broken pipe, and its connection could not be reused.
+pub(crate) async fn drain_body(request: Request, max_bytes: usize) {
+    let mut body = request.into_body().into_data_stream();
+    let drain = async {
+        let mut drained = 0usize;
+        while let Some(Ok(chunk)) = futures::StreamExt::next(&mut body).await {
+            drained += chunk.len();
+            if drained > max_bytes {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(OVERSIZED_BODY_DRAIN_TIMEOUT, drain).await;
+}
+
 /// An oversized body is read and dropped up to this size before the 413.
 const OVERSIZED_BODY_DRAIN_MAX_BYTES: usize = 16 * 1024 * 1024;
-/// ... and for at most this long.
+/// ... and for at most this long (any body that is drained unread).
 const OVERSIZED_BODY_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn timeout_layer(State(timeout): State<Duration>, request: Request, next: Next) -> Response {

@@ -66,6 +66,8 @@ pub async fn limit_requests(
         .check(class, ip, user.as_ref().map(|user| &user.id))
         .await
     {
+        // Unparsed: only so that the client reads the 429, not a broken pipe.
+        crate::drain_body(request, crate::BODY_SIZE_MAX_BYTES).await;
         return ApiError::Service(ServiceError::from(limited)).into_response();
     }
     if let Some(user) = user {

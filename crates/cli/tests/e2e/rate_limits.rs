@@ -64,8 +64,8 @@ fn hold_body(show_id: &str, seat: &str) -> Value {
 }
 
 /// Two holds a burst, then one every 2 s: the third is refused with a
-/// Retry-After of at most 2 s; a request before it has elapsed is still
-/// refused (before its body is even read); after waiting it, the next hold
+/// Retry-After of at most 2 s; requests before it has elapsed are still
+/// refused (before their bodies are parsed); after waiting it, the next hold
 /// passes. Refused requests write nothing, are counted in /metrics, and the
 /// OpenAPI document lists the 429.
 async fn over_the_limit_is_429_with_a_retry_after_that_holds(backend: Backend) {
@@ -85,6 +85,13 @@ async fn over_the_limit_is_429_with_a_retry_after_that_holds(backend: Backend) {
     let wait = retry_after(&refused, "the third hold at once");
     assert!(wait <= 2, "one request per 2 s: Retry-After {wait}");
 
+    // The body of a refused request is read (not parsed), so a client still
+    // sending it gets the 429 and its connection stays usable.
+    let padded = json!({"show_id": show_id, "seat_ids": ["A-1-3"], "padding": "x".repeat(500_000)});
+    retry_after(
+        &app.hold(&user.token, &padded).await,
+        "a 500 KB body over the limit",
+    );
     let early = app
         .request(Method::POST, "/v1/holds")
         .token(&user.token)
