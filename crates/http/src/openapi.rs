@@ -82,7 +82,8 @@ fn add_rate_limited(operation: &mut Operation) {
         .build();
     let response = ResponseBuilder::new()
         .description(
-            "rate_limited: over a rate limit of the caller's user or address; problem+json \
+            "rate_limited: over a rate limit of the caller's user or address (or, on login, \
+             of the account's failed logins); problem+json \
              with `retry_after_seconds`",
         )
         .header("Retry-After", retry_after)
