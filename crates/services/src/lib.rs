@@ -18,8 +18,8 @@
 //! - [`error`]: `ServiceError`, one variant per answer of API.md.
 //!
 //! Services take their ports (`Store`, `PaymentGateway`, `Clock`, `SeatLocks`,
-//! `RateLimiter`) as trait
-//! objects so that tests and other deployments can swap adapters.
+//! `RateLimiter`) as trait objects so that tests and other deployments can
+//! swap adapters.
 
 pub mod auth;
 pub mod batcher;

@@ -114,8 +114,8 @@ pub struct ClassLimits {
     pub ip: Option<GcraParams>,
 }
 
-/// Every limit of a node. `Default` is no limit at all (what embedded uses
-/// and unit tests want); the shipped defaults are the command line's.
+/// Every limit of a node. `Default` is no limit at all (what `migrate`,
+/// `demo` and unit tests use); the shipped defaults are the command line's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RateLimitConfig {
     pub auth: ClassLimits,
