@@ -34,6 +34,7 @@ pub mod expiry;
 pub mod inventory;
 pub mod payments;
 pub mod rate_limit;
+mod redis_connection;
 pub mod seat_locks;
 pub mod secrets;
 pub mod views;

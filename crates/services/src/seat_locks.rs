@@ -134,16 +134,9 @@ impl RedisSeatLocks {
     /// Fails only for a URL that cannot work. `shown_url` (the URL without
     /// its password) is what `Debug` prints.
     pub fn new(url: &str, shown_url: &str) -> Result<RedisSeatLocks, SeatLockError> {
-        let client = redis::Client::open(url).map_err(redis_error)?;
-        // Retries inside the manager stay short: every call is bounded by
-        // `timeout` anyway, and the breaker decides when to try again.
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_CALL_TIMEOUT))
-            .set_response_timeout(Some(REDIS_CALL_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(100));
-        let connection = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+        // Short retries: every call is bounded by `timeout` anyway, and the
+        // breaker decides when to try again.
+        let connection = crate::redis_connection::lazy_connection(url, REDIS_CALL_TIMEOUT)
             .map_err(redis_error)?;
         Ok(RedisSeatLocks {
             connection,

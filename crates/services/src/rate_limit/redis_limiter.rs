@@ -75,16 +75,9 @@ impl RedisRateLimiter {
     /// manager connects on first use and reconnects by itself). Fails only
     /// for a URL that cannot work; `shown_url` is what `Debug` prints.
     pub fn new(url: &str, shown_url: &str) -> Result<RedisRateLimiter, RateLimitError> {
-        let client = redis::Client::open(url).map_err(redis_error)?;
         // Short retries: the caller bounds every call and falls back to the
         // in-process limiter rather than wait.
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_CALL_TIMEOUT))
-            .set_response_timeout(Some(REDIS_CALL_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(100));
-        let connection = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+        let connection = crate::redis_connection::lazy_connection(url, REDIS_CALL_TIMEOUT)
             .map_err(redis_error)?;
         Ok(RedisRateLimiter {
             connection,
