@@ -19,7 +19,9 @@ use crate::config::Secret;
 #[derive(Debug, Clone, Args)]
 pub struct LoadtestArgs {
     /// Server URL(s); repeat or separate with commas to spread the
-    /// connections round-robin over several nodes.
+    /// connections round-robin over several nodes. Start those servers with
+    /// `BOXOFFICE_RATE_LIMITS=off`: from one address, the load generator is
+    /// over their per-address limits within a second (`--spawn` does this).
     #[arg(
         long = "url",
         env = "BOXOFFICE_LOADTEST_URL",

@@ -78,9 +78,10 @@ impl SpawnedServer {
             .env("BOXOFFICE_ADMIN_PASSWORD", &admin_password)
             .env("RUST_LOG", "warn")
             .env("BOXOFFICE_JWT_SECRET", options.jwt_secret)
-            // The load generator is one client with many connections and,
-            // in the waiting room, a crowd from one address: rate limits
-            // would measure themselves. Only a spawned server is told so.
+            // One address sending thousands of requests a second is what a
+            // load test is (and, in the waiting room, a whole crowd), and
+            // what the rate limits exist to stop. Only a spawned server is
+            // told so.
             .env("BOXOFFICE_RATE_LIMITS", "off")
             .env_remove("BOXOFFICE_DEMO")
             .env_remove("BOXOFFICE_METRICS_LISTEN")

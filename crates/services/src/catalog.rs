@@ -933,6 +933,13 @@ impl CatalogService {
         Ok((json, etag))
     }
 
+    /// The inventory of a show for a seat-map stream: current (reloaded if
+    /// another node moved it), with its live changes.
+    pub async fn seat_stream_source(&self, id: &str) -> ServiceResult<Arc<ShowInventory>> {
+        let show = self.show_record(id).await?;
+        self.inventory(&show).await
+    }
+
     /// The seat map and its ETag (the version plus places freed by time since).
     pub async fn seat_map(&self, id: &str) -> ServiceResult<(SeatMapView, String)> {
         let show = self.show_record(id).await?;

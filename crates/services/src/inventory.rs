@@ -35,6 +35,36 @@ const GAP_GRACE: Duration = Duration::from_millis(100);
 const PENDING_CHANGES_MAX: usize = 1_024;
 /// A held seat that never lapses (its hold is paying).
 const NEVER: i64 = i64::MAX;
+/// Changes kept per show for subscribers that resume (`Last-Event-ID`).
+const RECENT_CHANGES_MAX: usize = 512;
+/// Changes queued per show for live subscribers; one that falls further
+/// behind is told to start over from a snapshot (bounded memory, whatever
+/// the client's speed).
+const SUBSCRIBER_BACKLOG_MAX: usize = 256;
+
+/// What a seat-map subscriber gets: the places one committed change of the
+/// show touched, as the seat map shows them (API.md "Seat map", `changes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatMapChange {
+    /// The version this change applies on top of: `version - 1` for one
+    /// committed change; earlier for the difference a reload found (its
+    /// statuses are absolute, so applying it on any version in between is
+    /// right too).
+    pub from_version: i64,
+    pub version: i64,
+    pub seats: Vec<(SeatId, SeatStatus)>,
+    /// Standing sections touched, with their places available.
+    pub standing: Vec<(String, u32)>,
+}
+
+/// An item of a show's change stream.
+#[derive(Debug, Clone)]
+pub enum StreamItem {
+    Change(Arc<SeatMapChange>),
+    /// The inventory was reloaded (versions were skipped): subscribers start
+    /// over from a snapshot.
+    Reset,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Place {
@@ -64,6 +94,11 @@ struct ShowState {
     /// best-available buyers do not all pick the same "best" seats and lose.
     /// Indexed by position; sized on first use.
     tentative: Vec<bool>,
+    /// The last applied changes, contiguous in version, for resuming.
+    recent: std::collections::VecDeque<Arc<SeatMapChange>>,
+    /// Live subscribers (seat-map streams); sent to under this lock so that
+    /// they see changes in version order.
+    events: tokio::sync::broadcast::Sender<StreamItem>,
 }
 
 /// Seats a best-available request picked; released (for other pickers) when
@@ -88,6 +123,8 @@ impl Drop for TentativePick {
 pub struct ShowInventory {
     layout: Arc<VenueLayout>,
     index: HashMap<SeatId, u32>,
+    /// Seat IDs by position.
+    ids: Vec<SeatId>,
     state: Mutex<ShowState>,
     /// One reload at a time per show; readers arriving meanwhile wait for it.
     reload: tokio::sync::Mutex<()>,
@@ -138,6 +175,74 @@ impl ShowState {
         }
         self.apply_standing_holds(&change.standing_holds);
         self.version = change.version;
+        self.publish(change);
+    }
+
+    fn publish(&mut self, change: &ShowChange) {
+        let published = Arc::new(SeatMapChange {
+            from_version: change.version - 1,
+            version: change.version,
+            seats: change
+                .seats
+                .iter()
+                .map(|seat| (seat.seat_id.clone(), seat.status))
+                .collect(),
+            standing: change
+                .standing
+                .iter()
+                .map(|counters| (counters.section.clone(), counters.available()))
+                .collect(),
+        });
+        self.announce(published);
+    }
+
+    fn announce(&mut self, change: Arc<SeatMapChange>) {
+        if self.recent.len() >= RECENT_CHANGES_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(change.clone());
+        // No receiver is not an error: nobody is watching this show.
+        let _ = self.events.send(StreamItem::Change(change));
+    }
+
+    /// What a reload changed, as one change from the old version to the new
+    /// (other processes on one SQLite file have no feed: this is how their
+    /// changes reach this node's subscribers).
+    fn difference(
+        &self,
+        ids: &[SeatId],
+        old_places: &[Place],
+        old_standing: &[StandingState],
+        old_version: i64,
+    ) -> SeatMapChange {
+        let status = |place: &Place| match place {
+            Place::Available => SeatStatus::Available,
+            Place::Held { .. } => SeatStatus::Held,
+            Place::Booked => SeatStatus::Booked,
+        };
+        SeatMapChange {
+            from_version: old_version,
+            version: self.version,
+            seats: self
+                .places
+                .iter()
+                .zip(old_places)
+                .zip(ids)
+                .filter(|((new, old), _)| status(new) != status(old))
+                .map(|((new, _), id)| (id.clone(), status(new)))
+                .collect(),
+            standing: self
+                .standing
+                .iter()
+                .filter(|new| {
+                    old_standing
+                        .iter()
+                        .find(|old| old.section == new.section)
+                        .is_none_or(|old| old.available() != new.available())
+                })
+                .map(|new| (new.section.clone(), new.available()))
+                .collect(),
+        }
     }
 
     fn apply_standing_holds(&mut self, changes: &[StandingHoldChange]) {
@@ -159,8 +264,11 @@ impl ShowState {
         }
     }
 
-    fn load(&mut self, index: &HashMap<SeatId, u32>, snapshot: InventorySnapshot) {
-        self.places = vec![Place::Available; index.len()];
+    fn load(&mut self, index: &HashMap<SeatId, u32>, ids: &[SeatId], snapshot: InventorySnapshot) {
+        let was_loaded = self.loaded && self.places.len() == ids.len();
+        let old_places = std::mem::replace(&mut self.places, vec![Place::Available; index.len()]);
+        let old_standing = self.standing.clone();
+        let old_version = self.version;
         for seat in &snapshot.seats {
             if let Some(position) = index.get(&seat.seat_id) {
                 if let Some(place) = self.places.get_mut(*position as usize) {
@@ -175,6 +283,14 @@ impl ShowState {
         self.pending
             .retain(|version, _| *version > snapshot.version);
         self.loaded = true;
+        if was_loaded && snapshot.version > old_version {
+            let change = self.difference(ids, &old_places, &old_standing, old_version);
+            self.announce(Arc::new(change));
+        } else if was_loaded {
+            // Not newer (cannot happen today): subscribers start over.
+            self.recent.clear();
+            let _ = self.events.send(StreamItem::Reset);
+        }
         self.drain_pending(index);
     }
 
@@ -192,14 +308,16 @@ impl ShowState {
 
 impl ShowInventory {
     fn new(layout: Arc<VenueLayout>) -> ShowInventory {
-        let index = layout
-            .seats()
+        let ids: Vec<SeatId> = layout.seats().map(|(_, _, seat)| seat.id.clone()).collect();
+        let index = ids
+            .iter()
             .enumerate()
-            .map(|(position, (_, _, seat))| (seat.id.clone(), position as u32))
+            .map(|(position, id)| (id.clone(), position as u32))
             .collect();
         ShowInventory {
             layout,
             index,
+            ids,
             state: Mutex::new(ShowState {
                 loaded: false,
                 version: -1,
@@ -211,6 +329,8 @@ impl ShowInventory {
                 verified_at: None,
                 invalidated_at: None,
                 tentative: Vec::new(),
+                recent: std::collections::VecDeque::new(),
+                events: tokio::sync::broadcast::channel(SUBSCRIBER_BACKLOG_MAX).0,
             }),
             reload: tokio::sync::Mutex::new(()),
         }
@@ -231,6 +351,34 @@ impl ShowInventory {
     /// The seat's position in layout order (and in `InventoryView::seats`).
     pub fn position(&self, seat_id: &SeatId) -> Option<usize> {
         self.index.get(seat_id).map(|position| *position as usize)
+    }
+
+    /// Live changes from now on (subscribe before taking the snapshot they
+    /// continue).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StreamItem> {
+        self.state().events.subscribe()
+    }
+
+    /// The changes after `version` up to the current one, if they are all
+    /// still kept; `None` when the caller must start from a snapshot.
+    pub fn changes_since(&self, version: i64) -> Option<Vec<Arc<SeatMapChange>>> {
+        let state = self.state();
+        if !state.loaded || version > state.version {
+            return None;
+        }
+        if version == state.version {
+            return Some(Vec::new());
+        }
+        let changes: Vec<Arc<SeatMapChange>> = state
+            .recent
+            .iter()
+            .filter(|change| change.version > version)
+            .cloned()
+            .collect();
+        changes
+            .first()
+            .is_some_and(|first| first.from_version <= version)
+            .then_some(changes)
     }
 
     fn on_change(&self, change: &ShowChange) {
@@ -579,7 +727,7 @@ impl InventoryEngine {
         let snapshot = self.store.inventory_snapshot(show_id).await?;
         let mut state = show.state();
         if !state.loaded || snapshot.version > state.version {
-            state.load(&show.index, snapshot);
+            state.load(&show.index, &show.ids, snapshot);
             metrics::counter!("boxoffice_inventory_reloads_total").increment(1);
         }
         state.verified_at = Some(started);
@@ -635,6 +783,7 @@ mod tests {
         let inventory = ShowInventory::new(layout());
         inventory.state().load(
             &inventory.index,
+            &inventory.ids,
             InventorySnapshot {
                 version,
                 seats: Vec::new(),
@@ -766,6 +915,7 @@ mod tests {
         inventory.on_change(&change(5, vec![seat("A-1-4", SeatStatus::Booked, None)]));
         inventory.state().load(
             &inventory.index,
+            &inventory.ids,
             InventorySnapshot {
                 version: 4,
                 seats: vec![seat("A-1-3", SeatStatus::Booked, None)],
@@ -784,6 +934,7 @@ mod tests {
         inventory.on_change(&change(4, vec![seat("A-1-4", SeatStatus::Booked, None)]));
         inventory.state().load(
             &inventory.index,
+            &inventory.ids,
             InventorySnapshot {
                 version: 3,
                 seats: Vec::new(),

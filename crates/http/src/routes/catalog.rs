@@ -231,16 +231,6 @@ pub async fn seat_map(
     Ok(response)
 }
 
-/// Seat-map stream (Server-Sent Events): not implemented yet (the show is still checked).
-#[utoipa::path(get, path = "/v1/shows/{id}/seats/stream", tag = "shows",
-    responses((status = 404, description = "not_found"), (status = 501, description = "not_implemented")))]
-pub async fn seat_stream(State(state): State<AppState>, Path(id): Path<String>) -> ApiError {
-    match state.services.catalog.show_record(&id).await {
-        Ok(_) => ApiError::Service(ServiceError::NotImplemented),
-        Err(error) => ApiError::Service(error),
-    }
-}
-
 /// Sales of a show: counts per section, revenue, tickets sold (admin).
 #[utoipa::path(get, path = "/v1/shows/{id}/sales", tag = "shows", security(("bearer" = [])), responses((status = 200, body = SalesView)))]
 pub async fn sales(

@@ -2,6 +2,7 @@ pub mod auth;
 pub mod booking;
 pub mod catalog;
 pub mod queue;
+pub mod seat_stream;
 pub mod system;
 
 use axum::http::StatusCode;
