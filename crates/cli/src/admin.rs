@@ -84,7 +84,7 @@ pub async fn create_user(args: &CreateUserArgs) -> anyhow::Result<()> {
             .to_string()
     });
     let store = connect_store(&args.services.database).await?;
-    let services = build_services(store.clone(), &args.services, None).await?;
+    let services = build_services(store.clone(), &args.services, None, Default::default()).await?;
     let created = services
         .auth
         .create_user_with_role(&args.email, args.password.expose(), &name, role)

@@ -43,6 +43,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start and then taken apart: boxing the big variants would
+// buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (migrates the database first).
@@ -223,6 +226,9 @@ impl ServicesArgs {
                 admission_ttl: Duration::from_secs(self.admission_ttl_seconds),
             },
             queue_store: None,
+            // Set by `build_services` from the serve options.
+            rate_limits: boxoffice_services::RateLimitConfig::default(),
+            rate_limiter: None,
         }
     }
 }
@@ -241,8 +247,9 @@ pub struct ServeArgs {
     /// Load demo venues, events and shows on first start (see `boxoffice demo`).
     #[arg(long, env = "BOXOFFICE_DEMO", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub demo: bool,
-    /// Redis, for seat soft-locks across nodes (a filter in front of the
-    /// database; the service keeps working when Redis is down).
+    /// Redis, for seat soft-locks and rate limits across nodes (the service
+    /// keeps working when Redis is down: locks are only a filter, and rate
+    /// limits fall back to each node's own).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<UrlWithCredentials>,
     /// NATS JetStream, for publishing domain events. Accepted, not used yet.
@@ -250,6 +257,8 @@ pub struct ServeArgs {
     pub nats_url: Option<UrlWithCredentials>,
     #[command(flatten)]
     pub admin: AdminAccountArgs,
+    #[command(flatten)]
+    pub rate_limits: crate::rate_limits::RateLimitArgs,
     /// Expire this node's holds by a timer at their `expires_at` (a delay
     /// queue). `false` leaves expiry to the sweep below; availability never
     /// waits for either (an expired hold never blocks).
@@ -527,6 +536,17 @@ mod tests {
             serve.request_timeout_seconds,
             30,
         );
+        assert_default("BOXOFFICE_RATE_LIMITS", serve.rate_limits.rate_limits, true);
+        assert_default(
+            "BOXOFFICE_RATE_LIMIT_HOLDS",
+            serve.rate_limits.rate_limit_holds,
+            crate::rate_limits::HOLDS_DEFAULT.parse().expect("default"),
+        );
+        assert_default(
+            "BOXOFFICE_RATE_LIMIT_LOGIN",
+            serve.rate_limits.rate_limit_login,
+            crate::rate_limits::LOGIN_DEFAULT.parse().expect("default"),
+        );
         assert_default("RUST_LOG", cli.log.filter.as_str(), "info");
         assert_default("BOXOFFICE_LOG_FORMAT", cli.log.log_format, LogFormat::Text);
     }
@@ -544,6 +564,15 @@ mod tests {
             Cli::try_parse_from(["boxoffice", "serve", "--request-timeout-seconds", "0"]).is_err()
         );
         assert!(Cli::try_parse_from(["boxoffice", "serve", "--listen", "127.0.0.1:0"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["boxoffice", "serve", "--rate-limit-holds", "user=1/s:0"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["boxoffice", "serve", "--rate-limits", "off"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["boxoffice", "serve", "--client-ip-header", "bad header"])
+                .is_err()
+        );
         // An admin e-mail without its password (or the reverse) is a mistake.
         assert!(Cli::try_parse_from(["boxoffice", "serve", "--admin-email", "a@b.c"]).is_err());
     }

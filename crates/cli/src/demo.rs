@@ -28,7 +28,7 @@ const CURRENCY: &str = "EUR";
 /// `boxoffice demo`: load the demo data into the database without serving.
 pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let store = connect_store(&args.services.database).await?;
-    let services = build_services(store.clone(), &args.services, None).await?;
+    let services = build_services(store.clone(), &args.services, None, Default::default()).await?;
     let admin = match (&args.admin.admin_email, &args.admin.admin_password) {
         (Some(email), Some(password)) => ensure_admin(&services, email, password.expose()).await?,
         _ => ensure_demo_admin(&services).await?,

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: the command line; every option is also an environment variable.
 //! - [`serve`]: `boxoffice serve`, the start-up sequence and graceful shutdown.
+//! - [`rate_limits`]: the rate-limit options and their syntax.
 //! - [`demo`]: the demo venues, events and shows of `serve --demo` and `demo`.
 //! - [`admin`]: `boxoffice migrate` and `boxoffice admin create-user`.
 //! - [`loadtest`]: `boxoffice loadtest`, the options of `boxoffice-loadgen`.
@@ -14,6 +15,7 @@ pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod loadtest;
+pub mod rate_limits;
 pub mod serve;
 
 use std::io::IsTerminal;
@@ -21,7 +23,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use boxoffice_domain::{Role, UserId};
-use boxoffice_services::{AuthUser, RedisSeatLocks, SeatLocks, ServiceError, Services};
+use boxoffice_services::{
+    AuthUser, RateLimitConfig, RateLimiter, RedisRateLimiter, RedisSeatLocks, SeatLocks,
+    ServiceError, Services,
+};
 use boxoffice_store::{SqlStore, Store};
 
 pub use config::{Cli, Command};
@@ -80,16 +85,21 @@ pub async fn connect_store(database: &config::DatabaseArgs) -> anyhow::Result<Ar
 }
 
 /// Builds the use cases on top of a store (loads or creates the server
-/// secrets); with a Redis URL, holds soft-lock their seats there.
+/// secrets); with a Redis URL, holds soft-lock their seats there and the
+/// rate limits keep their state there.
 pub async fn build_services(
     store: Arc<SqlStore>,
     args: &config::ServicesArgs,
     redis_url: Option<&config::UrlWithCredentials>,
+    rate_limits: RateLimitConfig,
 ) -> anyhow::Result<Arc<Services>> {
     let store: Arc<dyn Store> = store;
     let mut services_config = args.services_config();
+    services_config.rate_limits = rate_limits;
     if let Some(url) = redis_url {
-        services_config.seat_locks = Some(connect_seat_locks(url).await?);
+        let (seat_locks, rate_limiter) = connect_redis(url).await?;
+        services_config.seat_locks = Some(seat_locks);
+        services_config.rate_limiter = Some(rate_limiter);
         services_config.queue_store = Some(connect_queue_store(url)?);
     }
     Services::build(store, services_config, boxoffice_http::render_error)
@@ -98,24 +108,28 @@ pub async fn build_services(
 }
 
 /// A Redis that is down at start is no reason not to start: locks are only a
-/// filter, and the first hold after Redis is back uses them again.
-async fn connect_seat_locks(
+/// filter, rate limits fall back to this node's own, and both use Redis
+/// again once it answers.
+async fn connect_redis(
     url: &config::UrlWithCredentials,
-) -> anyhow::Result<Arc<dyn SeatLocks>> {
+) -> anyhow::Result<(Arc<dyn SeatLocks>, Arc<dyn RateLimiter>)> {
     let shown_url = url.redacted();
-    let locks = RedisSeatLocks::new(url.expose(), &shown_url)
-        .with_context(|| format!("REDIS_URL {shown_url} is not a usable Redis URL"))?;
+    let unusable = || format!("REDIS_URL {shown_url} is not a usable Redis URL");
+    let locks = RedisSeatLocks::new(url.expose(), &shown_url).with_context(unusable)?;
+    let limiter = RedisRateLimiter::new(url.expose(), &shown_url).with_context(unusable)?;
     match locks.ping().await {
-        Ok(()) => {
-            tracing::info!(redis_url = %shown_url, "redis ready: seat soft-locks and the waiting room there")
-        }
+        Ok(()) => tracing::info!(
+            redis_url = %shown_url,
+            "redis ready: seat soft-locks, rate limits and the waiting rooms shared by the nodes (caches stay in-process)"
+        ),
         Err(error) => tracing::warn!(
             redis_url = %shown_url,
             %error,
-            "redis unreachable at start; holds go to the database alone until it answers"
+            "redis unreachable at start; holds go to the database alone and rate limits \
+             are per node until it answers"
         ),
     }
-    Ok(Arc::new(locks))
+    Ok((Arc::new(locks), Arc::new(limiter)))
 }
 
 /// With Redis the waiting room lives there (shared by every node, and fast

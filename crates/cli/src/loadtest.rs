@@ -6,6 +6,10 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::Context;
+use boxoffice_loadgen::scenarios::waiting_room::{
+    WaitingRoomSettings, ADMIT_PER_MINUTE_MAX, ARRIVALS_MAX, POLL_INTERVAL_MIN_MILLISECONDS_MAX,
+    POLL_INTERVAL_MIN_MILLISECONDS_MIN,
+};
 use boxoffice_loadgen::{LoadtestConfig, Scenario, Target};
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, ValueEnum};
@@ -15,7 +19,9 @@ use crate::config::Secret;
 #[derive(Debug, Clone, Args)]
 pub struct LoadtestArgs {
     /// Server URL(s); repeat or separate with commas to spread the
-    /// connections round-robin over several nodes.
+    /// connections round-robin over several nodes. Start those servers with
+    /// `BOXOFFICE_RATE_LIMITS=off`: from one address, the load generator is
+    /// over their per-address limits within a second (`--spawn` does this).
     #[arg(
         long = "url",
         env = "BOXOFFICE_LOADTEST_URL",
@@ -35,6 +41,15 @@ pub struct LoadtestArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// With --spawn: the server's REDIS_URL (`redis://127.0.0.1:6379`).
+    #[arg(
+        long,
+        env = "BOXOFFICE_LOADTEST_REDIS_URL",
+        requires = "spawn",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+    /// `waiting-room` is not part of `all` (its crowd takes a minute or more).
     #[arg(long, env = "BOXOFFICE_LOADTEST_SCENARIO", value_enum, default_value_t = ScenarioArg::All)]
     pub scenario: ScenarioArg,
     /// Concurrent keep-alive connections (one worker each).
@@ -80,6 +95,41 @@ pub struct LoadtestArgs {
     /// Seed of the request mix, for a reproducible run (default: random, printed).
     #[arg(long, env = "BOXOFFICE_LOADTEST_SEED")]
     pub seed: Option<u64>,
+    /// Waiting room: members of the crowd, each a distinct minted user.
+    #[arg(long, env = "BOXOFFICE_LOADTEST_ARRIVALS", default_value_t = 50_000,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(ARRIVALS_MAX)))]
+    pub arrivals: u32,
+    /// Waiting room: the crowd arrives evenly over this many seconds.
+    #[arg(long, env = "BOXOFFICE_LOADTEST_ARRIVAL_WINDOW_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=boxoffice_loadgen::DURATION_SECONDS_MAX))]
+    pub arrival_window_seconds: u64,
+    /// Waiting room: the crowd's show admits this many buyers a minute.
+    #[arg(long, env = "BOXOFFICE_LOADTEST_ADMIT_PER_MINUTE", default_value_t = 45_000,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(ADMIT_PER_MINUTE_MAX)))]
+    pub admit_per_minute: u32,
+    /// Waiting room: share of the arrivals that join before `sales_start`
+    /// (the pre-queue, shuffled at the opening), 0–1.
+    #[arg(long, env = "BOXOFFICE_LOADTEST_PRE_QUEUE_FRACTION", default_value_t = 0.2,
+          value_parser = parse_fraction)]
+    pub pre_queue_fraction: f64,
+    /// Waiting room: proof-of-work bits the crowd's show asks for (0 = off);
+    /// the load generator solves every challenge itself.
+    #[arg(long, env = "BOXOFFICE_LOADTEST_POW_DIFFICULTY", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=32))]
+    pub pow_difficulty: u32,
+    /// Waiting room: the shortest time a client waits between two polls.
+    #[arg(long, env = "BOXOFFICE_LOADTEST_POLL_INTERVAL_MIN_MS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(POLL_INTERVAL_MIN_MILLISECONDS_MIN..=POLL_INTERVAL_MIN_MILLISECONDS_MAX))]
+    pub poll_interval_min_ms: u64,
+    /// Waiting room with --url: the server's BOXOFFICE_JWT_SECRET, to mint
+    /// the crowd's users (default: BOXOFFICE_JWT_SECRET). --spawn makes one up.
+    #[arg(
+        long,
+        env = "BOXOFFICE_LOADTEST_JWT_SECRET",
+        hide_env_values = true,
+        conflicts_with = "spawn"
+    )]
+    pub jwt_secret: Option<Secret>,
     /// Allow --url hosts other than this machine (loopback only by default).
     #[arg(long, env = "BOXOFFICE_LOADTEST_ALLOW_REMOTE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub allow_remote: bool,
@@ -91,6 +141,7 @@ pub enum ScenarioArg {
     Browse,
     Buy,
     Baseline,
+    WaitingRoom,
     All,
 }
 
@@ -101,6 +152,7 @@ impl From<ScenarioArg> for Scenario {
             ScenarioArg::Browse => Scenario::Browse,
             ScenarioArg::Buy => Scenario::Buy,
             ScenarioArg::Baseline => Scenario::Baseline,
+            ScenarioArg::WaitingRoom => Scenario::WaitingRoom,
             ScenarioArg::All => Scenario::All,
         }
     }
@@ -114,6 +166,7 @@ impl LoadtestArgs {
             Target::Spawn {
                 program,
                 database_url: self.database_url.clone(),
+                redis_url: self.redis_url.clone(),
             }
         } else {
             if self.urls.is_empty() {
@@ -144,7 +197,27 @@ impl LoadtestArgs {
             seed: self.seed.unwrap_or_else(rand::random),
             progress: !self.json && std::io::stderr().is_terminal(),
             allow_remote: self.allow_remote,
+            waiting_room: WaitingRoomSettings {
+                arrivals: self.arrivals,
+                arrival_window: Duration::from_secs(self.arrival_window_seconds),
+                admit_per_minute: self.admit_per_minute,
+                pre_queue_fraction: self.pre_queue_fraction,
+                pow_difficulty: self.pow_difficulty,
+                poll_interval_min: Duration::from_millis(self.poll_interval_min_ms),
+            },
+            jwt_secret: self
+                .jwt_secret
+                .as_ref()
+                .map(|secret| secret.expose().to_string())
+                .or_else(|| std::env::var("BOXOFFICE_JWT_SECRET").ok()),
         })
+    }
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!("`{text}` is not a number from 0 to 1")),
     }
 }
 
@@ -163,7 +236,9 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     writeln!(stdout, "{text}").context("cannot write to stdout")?;
     stdout.flush().context("cannot flush stdout")?;
     if !report.invariants_passed() {
-        anyhow::bail!("an invariant of the flash sale failed (see the report)");
+        anyhow::bail!(
+            "an invariant of the flash sale or a waiting-room check failed (see the report)"
+        );
     }
     Ok(())
 }
@@ -204,5 +279,42 @@ mod tests {
         .is_err());
         assert!(Cli::try_parse_from(["boxoffice", "loadtest", "--connections", "0"]).is_err());
         assert!(Cli::try_parse_from(["boxoffice", "loadtest", "--seats", "200001"]).is_err());
+    }
+
+    #[test]
+    fn waiting_room_options_are_bounded() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec![
+                "boxoffice",
+                "loadtest",
+                "--spawn",
+                "--scenario",
+                "waiting-room",
+            ];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv)
+        };
+        let Ok(cli) = parse(&["--arrivals", "1000000", "--pre-queue-fraction", "0.5"]) else {
+            panic!("a million arrivals are allowed")
+        };
+        let Command::Loadtest(args) = cli.command else {
+            panic!("not loadtest")
+        };
+        assert_eq!(args.arrivals, 1_000_000);
+        assert_eq!(args.pre_queue_fraction, 0.5);
+        assert_eq!(args.pow_difficulty, 0);
+        for bad in [
+            &["--arrivals", "1000001"][..],
+            &["--arrivals", "0"],
+            &["--pre-queue-fraction", "1.5"],
+            &["--pre-queue-fraction", "-0.1"],
+            &["--pow-difficulty", "33"],
+            &["--admit-per-minute", "0"],
+            &["--admit-per-minute", "1000001"],
+            &["--jwt-secret", "sixteen-chars-or-more"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(parse(&["--redis-url", "redis://127.0.0.1:6379"]).is_ok());
     }
 }

@@ -26,7 +26,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // First, so that start-up work (demo data, reconciliation) is counted too.
     let metrics = boxoffice_http::install_metrics_recorder();
     let store = connect_store(&args.services.database).await?;
-    let services = build_services(store.clone(), &args.services, args.redis_url.as_ref()).await?;
+    let rate_limits = args.rate_limits.config();
+    if rate_limits == boxoffice_services::RateLimitConfig::default() {
+        tracing::info!("rate limits are off");
+    }
+    let services = build_services(
+        store.clone(),
+        &args.services,
+        args.redis_url.as_ref(),
+        rate_limits,
+    )
+    .await?;
 
     let admin = match (&args.admin.admin_email, &args.admin.admin_password) {
         (Some(email), Some(password)) => {
@@ -77,7 +87,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         services,
         metrics,
         Duration::from_secs(args.request_timeout_seconds),
-    );
+    )
+    .with_client_ip_header(args.rate_limits.client_ip_header.clone());
     let app = boxoffice_http::router(state);
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -93,6 +104,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%address, "accepting requests");
 
     let (shutdown_started, mut shutdown_seen) = watch::channel(false);
+    // The peer's address is what the rate limits count (unless a proxy
+    // header is configured).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing open requests");
@@ -127,7 +141,8 @@ fn announce(line: &str) -> anyhow::Result<()> {
     stdout.flush().context("cannot flush stdout")
 }
 
-/// (Redis is used, for seat soft-locks: `build_services` reports on it.)
+/// (Redis is used, for seat soft-locks and rate limits: `build_services`
+/// reports on it.)
 fn warn_about_unused_services(args: &ServeArgs) {
     if let Some(url) = &args.nats_url {
         tracing::info!(nats_url = %url.redacted(), "NATS_URL is set but not used yet: domain events are not published");

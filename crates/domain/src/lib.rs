@@ -18,6 +18,7 @@
 //! - [`mod@best_available`]: picking adjacent seats for a best-available hold.
 //! - [`delay_queue`]: [`DelayQueue`], the per-node timer that expires holds.
 //! - [`hold`]: parsing a hold request into a [`HoldSelection`].
+//! - [`rate_limit`]: the GCRA arithmetic of rate limits ([`gcra_acquire`]).
 //! - [`inventory`]: [`ShowInventory`], the all-or-nothing hold model of one show.
 //! - [`status`]: the status enums shared by every layer.
 //! - [`ticket`]: signing and verifying ticket codes offline.
@@ -32,6 +33,7 @@ pub mod ids;
 pub mod inventory;
 pub mod layout;
 pub mod money;
+pub mod rate_limit;
 pub mod seat;
 pub mod status;
 pub mod text;
@@ -48,6 +50,7 @@ pub use ids::*;
 pub use inventory::*;
 pub use layout::*;
 pub use money::*;
+pub use rate_limit::{gcra_acquire, gcra_release, GcraDecision, GcraParams, GcraParamsError};
 pub use seat::*;
 pub use status::*;
 pub use text::*;

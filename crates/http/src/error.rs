@@ -241,6 +241,16 @@ pub fn problem_of_service(error: &ServiceError) -> Problem {
             "Proof of work invalid",
             detail,
         ),
+        E::RateLimited {
+            retry_after_seconds,
+            ..
+        } => problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests",
+            detail,
+        )
+        .with("retry_after_seconds", json!(retry_after_seconds)),
         E::NotImplemented => problem(
             StatusCode::NOT_IMPLEMENTED,
             "not_implemented",
@@ -350,6 +360,16 @@ pub fn problem_response(problem: &Problem) -> Response {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
+        StatusCode::TOO_MANY_REQUESTS => {
+            let seconds = problem
+                .extensions
+                .get("retry_after_seconds")
+                .and_then(Value::as_u64)
+                .unwrap_or(1);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         _ => {}
     }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+use crate::rate_limit::{bearer_token, Authenticated};
 use crate::AppState;
 
 pub const PAGE_SIZE_DEFAULT: u32 = 20;
@@ -179,16 +180,12 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .ok_or(ApiError::Service(ServiceError::Unauthorized))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or(ApiError::Service(ServiceError::Unauthorized))?;
-        Ok(Caller(state.services.auth.authenticate(token.trim())?))
+        if let Some(Authenticated(user)) = parts.extensions.get::<Authenticated>() {
+            return Ok(Caller(user.clone()));
+        }
+        let token =
+            bearer_token(&parts.headers).ok_or(ApiError::Service(ServiceError::Unauthorized))?;
+        Ok(Caller(state.services.auth.authenticate(token)?))
     }
 }
 

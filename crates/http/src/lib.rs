@@ -7,11 +7,13 @@
 //! - [`extract`]: JSON, query, bearer-token and `Idempotency-Key` extractors
 //!   whose rejections are problem+json.
 //! - [`error`]: the single mapping from errors to problem+json.
+//! - [`rate_limit`]: the rate limits in front of the routes.
 //! - [`openapi`]: the generated OpenAPI document.
 
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod rate_limit;
 pub mod routes;
 
 use std::sync::Arc;
@@ -39,6 +41,9 @@ pub struct AppState {
     pub services: Arc<Services>,
     pub metrics: PrometheusHandle,
     pub request_timeout: Duration,
+    /// The header a trusted proxy puts the client's address in; `None`
+    /// takes the socket peer (see [`rate_limit`]).
+    pub client_ip_header: Option<axum::http::HeaderName>,
 }
 
 impl AppState {
@@ -51,7 +56,14 @@ impl AppState {
             services,
             metrics,
             request_timeout,
+            client_ip_header: None,
         }
+    }
+
+    /// Rate limits count the address in `header` instead of the peer's.
+    pub fn with_client_ip_header(mut self, header: Option<axum::http::HeaderName>) -> Self {
+        self.client_ip_header = header;
+        self
     }
 }
 
@@ -105,27 +117,34 @@ async fn limit_announced_body(request: Request, next: Next) -> Response {
         .and_then(|value| value.trim().parse::<u64>().ok());
     if announced.is_some_and(|length| length > BODY_SIZE_MAX_BYTES as u64) {
         // Read (and drop) what the client is sending before answering, so it
-        // sees the 413 instead of a broken pipe; bounded in bytes and time so
-        // that a huge or slow upload cannot hold the connection.
-        let mut body = request.into_body().into_data_stream();
-        let drain = async {
-            let mut drained = 0usize;
-            while let Some(Ok(chunk)) = futures::StreamExt::next(&mut body).await {
-                drained += chunk.len();
-                if drained > OVERSIZED_BODY_DRAIN_MAX_BYTES {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(OVERSIZED_BODY_DRAIN_TIMEOUT, drain).await;
+        // sees the 413 instead of a broken pipe.
+        drain_body(request, OVERSIZED_BODY_DRAIN_MAX_BYTES).await;
         return ApiError::PayloadTooLarge.into_response();
     }
     next.run(request).await
 }
 
+/// Reads and drops a request's body, bounded in bytes and time so that a
+/// huge or slow upload cannot hold the connection: an answer given before
+/// the body was read (413, 429) would otherwise reach a client still
+/// writing as a broken pipe, and its connection could not be reused.
+pub(crate) async fn drain_body(request: Request, max_bytes: usize) {
+    let mut body = request.into_body().into_data_stream();
+    let drain = async {
+        let mut drained = 0usize;
+        while let Some(Ok(chunk)) = futures::StreamExt::next(&mut body).await {
+            drained += chunk.len();
+            if drained > max_bytes {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(OVERSIZED_BODY_DRAIN_TIMEOUT, drain).await;
+}
+
 /// An oversized body is read and dropped up to this size before the 413.
 const OVERSIZED_BODY_DRAIN_MAX_BYTES: usize = 16 * 1024 * 1024;
-/// ... and for at most this long.
+/// ... and for at most this long (any body that is drained unread).
 const OVERSIZED_BODY_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn timeout_layer(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
@@ -160,6 +179,7 @@ pub fn metrics_router(metrics: PrometheusHandle) -> Router {
 pub fn router(state: AppState) -> Router {
     use routes::{auth, booking, catalog, queue, seat_stream, system};
     let timeout = state.request_timeout;
+    let limits = middleware::from_fn_with_state(state.clone(), rate_limit::limit_requests);
     let api = Router::new()
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
@@ -217,6 +237,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tickets/public-key", get(booking::ticket_public_key))
         .route("/v1/audit", get(booking::audit))
         .route("/v1/sandbox/charges", get(booking::sandbox_charges))
+        // Matched routes only: requests are classified by the route's pattern.
+        .route_layer(limits)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_SIZE_MAX_BYTES))

@@ -1,7 +1,13 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
+use axum::http::Method;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Object, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
+
+use crate::rate_limit::rate_limit_class;
 
 use crate::routes::{auth, booking, catalog, queue, seat_stream, system};
 
@@ -19,7 +25,7 @@ use crate::routes::{auth, booking, catalog, queue, seat_stream, system};
         booking::create_booking, booking::list_bookings, booking::booking, booking::cancel_booking,
         booking::check_in, booking::ticket_public_key, booking::audit, booking::sandbox_charges,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &RateLimitResponses),
 )]
 pub struct ApiDoc;
 
@@ -39,4 +45,51 @@ impl Modify for BearerAuth {
             );
         }
     }
+}
+
+/// Adds the 429 answer to every operation the rate limits cover, decided by
+/// the same classification as the limits themselves, so that the document
+/// and the server cannot disagree (and routes that land later are covered).
+struct RateLimitResponses;
+
+impl Modify for RateLimitResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                (Method::GET, item.get.as_mut()),
+                (Method::POST, item.post.as_mut()),
+                (Method::PUT, item.put.as_mut()),
+                (Method::PATCH, item.patch.as_mut()),
+                (Method::DELETE, item.delete.as_mut()),
+            ];
+            for (method, operation) in operations {
+                if let Some(operation) = operation {
+                    if rate_limit_class(&method, path).is_some() {
+                        add_rate_limited(operation);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn add_rate_limited(operation: &mut Operation) {
+    let retry_after = HeaderBuilder::new()
+        .schema(Object::with_type(Type::Integer))
+        .description(Some(
+            "whole seconds until the request would pass (rounded up, at least 1)",
+        ))
+        .build();
+    let response = ResponseBuilder::new()
+        .description(
+            "rate_limited: over a rate limit of the caller's user or address (or, on login, \
+             of the account's failed logins); problem+json \
+             with `retry_after_seconds`",
+        )
+        .header("Retry-After", retry_after)
+        .build();
+    operation
+        .responses
+        .responses
+        .insert("429".to_string(), response.into());
 }

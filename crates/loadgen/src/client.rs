@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderValue, ETAG, IF_NONE_MATCH};
+use reqwest::header::{HeaderValue, ETAG, IF_NONE_MATCH, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -40,6 +40,8 @@ pub struct Http {
 pub struct Answer {
     pub status: StatusCode,
     pub etag: Option<String>,
+    /// `Retry-After` in seconds (429 and 503 answers).
+    pub retry_after_seconds: Option<u64>,
     pub body: Vec<u8>,
     pub latency: Duration,
 }
@@ -78,6 +80,8 @@ pub struct Call<'a> {
     pub body: Option<&'a Value>,
     pub idempotency_key: Option<&'a str>,
     pub if_none_match: Option<&'a str>,
+    /// `X-Admission-Token`: the waiting room's pass for `POST /v1/holds`.
+    pub admission_token: Option<&'a str>,
 }
 
 impl<'a> Call<'a> {
@@ -89,6 +93,7 @@ impl<'a> Call<'a> {
             body: None,
             idempotency_key: None,
             if_none_match: None,
+            admission_token: None,
         }
     }
 
@@ -100,6 +105,7 @@ impl<'a> Call<'a> {
             body: Some(body),
             idempotency_key: None,
             if_none_match: None,
+            admission_token: None,
         }
     }
 
@@ -165,6 +171,9 @@ impl Http {
         if let Some(key) = call.idempotency_key {
             request = request.header("Idempotency-Key", key);
         }
+        if let Some(admission) = call.admission_token {
+            request = request.header("X-Admission-Token", admission);
+        }
         if let Some(etag) = call.if_none_match {
             if let Ok(value) = HeaderValue::from_str(etag) {
                 request = request.header(IF_NONE_MATCH, value);
@@ -178,10 +187,16 @@ impl Http {
             .get(ETAG)
             .and_then(|value| value.to_str().ok())
             .map(str::to_string);
+        let retry_after_seconds = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok());
         let body = read_body(response).await?;
         Ok(Answer {
             status,
             etag,
+            retry_after_seconds,
             body,
             latency: started.elapsed(),
         })

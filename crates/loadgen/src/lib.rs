@@ -1,9 +1,9 @@
 //! The load generator behind `boxoffice loadtest`: a client of the public
 //! HTTP API (API.md) and nothing else. It sets up a venue, shows and buyers
 //! as an admin would, runs the scenarios of issue 3 (baseline, flash-sale,
-//! browse, buy) with C keep-alive connections, checks the sale's invariants
-//! from the outside, and reports rates, latency percentiles and the server's
-//! memory.
+//! browse, buy) and of issue 4 (waiting-room) with C keep-alive connections,
+//! checks the sale's invariants and the queue's order from the outside, and
+//! reports rates, latency percentiles and the server's memory.
 //!
 //! # Layout
 //! - [`client`]: pooled HTTP/1.1 clients, round-robin over the nodes; answers
@@ -11,6 +11,7 @@
 //! - [`server`]: `--spawn` (start `boxoffice serve` on a loopback port with a
 //!   fresh database) and the `/proc` memory sampler.
 //! - [`setup`]: venue layout of N places, event, shows, buyers.
+//! - [`users`]: minted access tokens for crowds too large to register.
 //! - [`scenarios`]: the workers of each scenario.
 //! - [`stats`]: latency histograms (HdrHistogram), counters, rates.
 //! - [`invariants`]: the outside checks of a sale.
@@ -30,6 +31,7 @@ pub mod scenarios;
 pub mod server;
 pub mod setup;
 pub mod stats;
+pub mod users;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -37,8 +39,10 @@ use std::time::{Duration, Instant};
 use client::{Call, Http};
 use progress::Progress;
 use report::{Ratios, Report, SetupReport};
+use scenarios::waiting_room::WaitingRoomSettings;
 use server::{RssSampler, SpawnedServer};
 use setup::{Admin, VenuePlan};
+use users::UserMinter;
 
 /// Bounds of the configuration, checked before anything is sent.
 pub const CONNECTIONS_MAX: usize = 4_096;
@@ -68,12 +72,25 @@ pub enum Scenario {
     Browse,
     Buy,
     Baseline,
+    /// Not part of `All`: a crowd takes a minute or more.
+    WaitingRoom,
     All,
 }
 
 impl Scenario {
     fn includes(self, other: Scenario) -> bool {
-        self == Scenario::All || self == other
+        match (self, other) {
+            (Scenario::WaitingRoom, Scenario::WaitingRoom | Scenario::Baseline) => true,
+            (Scenario::WaitingRoom, _) | (_, Scenario::WaitingRoom) => self == other,
+            _ => self == Scenario::All || self == other,
+        }
+    }
+
+    /// Whether the scenario needs registered buyers and the big venue.
+    fn needs_buyers(self) -> bool {
+        [Scenario::FlashSale, Scenario::Browse, Scenario::Buy]
+            .iter()
+            .any(|&scenario| self.includes(scenario))
     }
 }
 
@@ -87,6 +104,8 @@ pub enum Target {
     Spawn {
         program: PathBuf,
         database_url: Option<String>,
+        /// `REDIS_URL` for the spawned server.
+        redis_url: Option<String>,
     },
 }
 
@@ -112,6 +131,10 @@ pub struct LoadtestConfig {
     pub progress: bool,
     /// Lets `Target::Urls` name hosts other than this machine.
     pub allow_remote: bool,
+    pub waiting_room: WaitingRoomSettings,
+    /// The server's JWT secret, to mint the waiting room's users
+    /// (`Target::Urls` only: a spawned server gets one made up here).
+    pub jwt_secret: Option<String>,
 }
 
 impl LoadtestConfig {
@@ -148,6 +171,13 @@ impl LoadtestConfig {
                     ));
                 }
             }
+            if self.scenario.includes(Scenario::WaitingRoom) && self.jwt_secret.is_none() {
+                return problem(
+                    "the waiting room's crowd needs the server's JWT secret to mint its users: \
+                     --jwt-secret (or BOXOFFICE_JWT_SECRET)"
+                        .into(),
+                );
+            }
             if self.admin.is_none() {
                 return problem(
                     "an admin account is needed for setup: --admin-email and --admin-password \
@@ -155,6 +185,11 @@ impl LoadtestConfig {
                         .into(),
                 );
             }
+        }
+        if self.scenario.includes(Scenario::WaitingRoom) {
+            self.waiting_room
+                .validate()
+                .map_err(LoadtestError::Config)?;
         }
         Ok(())
     }
@@ -165,27 +200,43 @@ pub async fn run(config: LoadtestConfig) -> Result<Report, LoadtestError> {
     config.validate()?;
     match &config.target {
         Target::Urls(urls) => {
-            let admin = config.admin.clone().unwrap_or_default();
-            run_against(&config, urls.clone(), None, admin, config.server_pid).await
+            let server = Server {
+                urls: urls.clone(),
+                database: None,
+                admin: config.admin.clone().unwrap_or_default(),
+                pid: config.server_pid,
+                jwt_secret: config.jwt_secret.clone(),
+            };
+            run_against(&config, server).await
         }
         Target::Spawn {
             program,
             database_url,
+            redis_url,
         } => {
-            let server = SpawnedServer::start(program, database_url.as_deref()).await?;
-            let database = Some(match database_url {
+            let jwt_secret = users::random_secret();
+            let options = server::SpawnOptions {
+                database_url: database_url.as_deref(),
+                redis_url: redis_url.as_deref(),
+                jwt_secret: &jwt_secret,
+            };
+            let spawned = SpawnedServer::start(program, &options).await?;
+            let mut database = match database_url {
                 Some(url) => redact_password(url),
                 None => "sqlite (temporary file)".into(),
-            });
-            let admin = (server.admin_email.clone(), server.admin_password.clone());
-            let result = run_against(
-                &config,
-                vec![server.url.clone()],
-                database,
-                admin,
-                Some(server.pid),
-            )
-            .await;
+            };
+            if let Some(redis_url) = redis_url {
+                database.push_str(&format!(" + Redis {}", redact_password(redis_url)));
+            }
+            let server = Server {
+                urls: vec![spawned.url.clone()],
+                database: Some(database),
+                admin: (spawned.admin_email.clone(), spawned.admin_password.clone()),
+                pid: Some(spawned.pid),
+                jwt_secret: Some(jwt_secret),
+            };
+            let result = run_against(&config, server).await;
+            let server = spawned;
             let log = server.log_path.display().to_string();
             server.stop().await;
             result.map_err(|error| match error {
@@ -198,13 +249,24 @@ pub async fn run(config: LoadtestConfig) -> Result<Report, LoadtestError> {
     }
 }
 
-async fn run_against(
-    config: &LoadtestConfig,
+/// The server(s) under test and what the run knows of them.
+struct Server {
     urls: Vec<String>,
     database: Option<String>,
-    (admin_email, admin_password): (String, String),
-    server_pid: Option<u32>,
-) -> Result<Report, LoadtestError> {
+    /// (e-mail, password)
+    admin: (String, String),
+    pid: Option<u32>,
+    jwt_secret: Option<String>,
+}
+
+async fn run_against(config: &LoadtestConfig, server: Server) -> Result<Report, LoadtestError> {
+    let Server {
+        urls,
+        database,
+        admin: (admin_email, admin_password),
+        pid: server_pid,
+        jwt_secret,
+    } = server;
     let progress = Progress {
         enabled: config.progress,
     };
@@ -216,19 +278,35 @@ async fn run_against(
     let phase_peak = || sampler.as_ref().map(RssSampler::take_phase_peak);
     let run_id: u64 = rand::random();
     let admin = Admin::login(&http, &admin_email, &admin_password).await?;
+    let scenario = config.scenario;
     let plan = VenuePlan::new("Loadtest Arena", config.places, true);
-    let venue_id = admin.create_venue(&plan).await?;
+    // The sale scenarios' venue; the waiting room makes a small one itself,
+    // and only the sale scenarios below read this ID.
+    let venue_id = if scenario.needs_buyers() {
+        admin.create_venue(&plan).await?
+    } else {
+        String::new()
+    };
     let event_id = admin.create_event("Loadtest Night").await?;
     let registering = Instant::now();
-    let tokens = setup::register_users(&http, config.users, run_id, progress).await?;
+    // The waiting room's crowd is minted; only the sale scenarios register.
+    let users = if scenario.needs_buyers() {
+        config.users
+    } else {
+        0
+    };
+    let tokens = setup::register_users(&http, users, run_id, progress).await?;
     let setup = SetupReport {
-        users: config.users,
+        users,
         register_seconds: registering.elapsed().as_secs_f64(),
-        venue_places: plan.places(),
+        venue_places: if scenario.needs_buyers() {
+            plan.places()
+        } else {
+            0
+        },
         peak_rss_kib: phase_peak(),
     };
 
-    let scenario = config.scenario;
     let mut baseline = None;
     if scenario.includes(Scenario::Baseline) {
         let mut result =
@@ -300,6 +378,27 @@ async fn run_against(
         result.peak_rss_kib = phase_peak();
         buy = Some(result);
     }
+    let mut waiting_room = None;
+    if scenario.includes(Scenario::WaitingRoom) {
+        let secret = jwt_secret.ok_or_else(|| {
+            LoadtestError::Config("the waiting room needs the server's JWT secret".into())
+        })?;
+        let context = scenarios::waiting_room::Context {
+            http: &http,
+            admin: &admin,
+            event_id: &event_id,
+            minter: std::sync::Arc::new(UserMinter::new(&secret, run_id)?),
+            connections: config.connections,
+            duration: config.duration,
+            seed: config.seed,
+            run_id,
+            progress,
+            phase_peak: &phase_peak,
+        };
+        waiting_room = Some(
+            scenarios::waiting_room::run(&context, &config.waiting_room, baseline.as_ref()).await?,
+        );
+    }
     let memory = sampler.map(RssSampler::finish);
     let ratios = Ratios::of(
         baseline.as_ref(),
@@ -317,6 +416,7 @@ async fn run_against(
         flash_sale,
         browse,
         buy,
+        waiting_room,
         ratios,
         memory,
     })

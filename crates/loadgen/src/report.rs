@@ -1,6 +1,8 @@
 //! The results: one struct per scenario (serialized as-is for `--json`) and
 //! the human tables.
 
+pub mod waiting_room;
+
 use std::fmt::Write;
 
 use serde::Serialize;
@@ -21,15 +23,18 @@ pub struct Report {
     pub flash_sale: Option<FlashSaleReport>,
     pub browse: Vec<BrowseReport>,
     pub buy: Option<BuyReport>,
+    pub waiting_room: Option<waiting_room::WaitingRoomReport>,
     pub ratios: Ratios,
     /// The server's memory, when it runs on this machine.
     pub memory: Option<Memory>,
 }
 
 impl Report {
-    /// True unless a flash sale ran and one of its invariants failed.
+    /// True unless a flash sale ran and one of its invariants failed, or
+    /// the waiting room ran and one of its checks failed.
     pub fn invariants_passed(&self) -> bool {
         !matches!(&self.flash_sale, Some(sale) if !sale.invariants_passed)
+            && !matches!(&self.waiting_room, Some(room) if !room.checks_passed())
     }
 }
 
@@ -215,11 +220,15 @@ pub fn human(report: &Report) -> String {
         report.connections,
         report.seed
     );
-    let _ = writeln!(
-        out,
-        "setup: {} users registered in {:.1} s; venue of {} places",
-        report.setup.users, report.setup.register_seconds, report.setup.venue_places
-    );
+    if report.setup.users > 0 {
+        let _ = writeln!(
+            out,
+            "setup: {} users registered in {:.1} s; venue of {} places",
+            report.setup.users, report.setup.register_seconds, report.setup.venue_places
+        );
+    } else {
+        let _ = writeln!(out, "setup: no buyers registered, no sale venue");
+    }
     rss(&mut out, report.setup.peak_rss_kib);
     if let Some(baseline) = &report.baseline {
         let _ = writeln!(out, "\n[baseline] GET /healthz, {:.1} s", baseline.seconds);
@@ -277,6 +286,9 @@ pub fn human(report: &Report) -> String {
         latency_row(&mut out, "POST /v1/bookings (201)", &buy.booking_latency);
         errors(&mut out, &buy.errors);
         rss(&mut out, buy.peak_rss_kib);
+    }
+    if let Some(room) = &report.waiting_room {
+        waiting_room::human(&mut out, room);
     }
     if let Some(memory) = &report.memory {
         let _ = writeln!(

@@ -2,8 +2,9 @@
 //! (`--spawn`), and the memory sampler for any local server.
 //!
 //! A spawned server is `PROGRAM serve` on `127.0.0.1:0` with a fresh SQLite
-//! file in a temporary folder (or the given PostgreSQL URL) and an admin
-//! account made up for this run. It is killed when the run ends, and also
+//! file in a temporary folder (or the given PostgreSQL URL), an admin
+//! account and a JWT secret made up for this run, and rate limits off
+//! (`BOXOFFICE_RATE_LIMITS=off`). It is killed when the run ends, and also
 //! when [`SpawnedServer`] is dropped (`kill_on_drop`), so an early error
 //! never leaves it behind.
 
@@ -37,18 +38,28 @@ pub struct SpawnedServer {
     pub log_path: PathBuf,
 }
 
+/// What a spawned server is started with besides its defaults.
+pub struct SpawnOptions<'a> {
+    /// PostgreSQL instead of a fresh SQLite file.
+    pub database_url: Option<&'a str>,
+    pub redis_url: Option<&'a str>,
+    /// `BOXOFFICE_JWT_SECRET`: chosen here so that the load generator can
+    /// mint users' tokens (`crate::users`).
+    pub jwt_secret: &'a str,
+}
+
 impl SpawnedServer {
     /// Starts `program serve` and waits for its `boxoffice listening on` line.
     pub async fn start(
         program: &Path,
-        database_url: Option<&str>,
+        options: &SpawnOptions<'_>,
     ) -> Result<SpawnedServer, LoadtestError> {
         let suffix: u64 = rand::thread_rng().gen();
         let folder = std::env::temp_dir().join(format!("boxoffice-loadtest-{suffix:016x}"));
         std::fs::create_dir_all(&folder).map_err(|error| {
             LoadtestError::Server(format!("cannot create {}: {error}", folder.display()))
         })?;
-        let database_url = match database_url {
+        let database_url = match options.database_url {
             Some(url) => url.to_string(),
             None => format!("sqlite://{}", folder.join("loadtest.db").display()),
         };
@@ -66,12 +77,21 @@ impl SpawnedServer {
             .env("BOXOFFICE_ADMIN_EMAIL", &admin_email)
             .env("BOXOFFICE_ADMIN_PASSWORD", &admin_password)
             .env("RUST_LOG", "warn")
+            .env("BOXOFFICE_JWT_SECRET", options.jwt_secret)
+            // One address sending thousands of requests a second is what a
+            // load test is (and, in the waiting room, a whole crowd), and
+            // what the rate limits exist to stop. Only a spawned server is
+            // told so.
+            .env("BOXOFFICE_RATE_LIMITS", "off")
             .env_remove("BOXOFFICE_DEMO")
             .env_remove("BOXOFFICE_METRICS_LISTEN")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
+        if let Some(redis_url) = options.redis_url {
+            command.env("REDIS_URL", redis_url);
+        }
         let mut child = command.spawn().map_err(|error| {
             LoadtestError::Server(format!("cannot start {} serve: {error}", program.display()))
         })?;

@@ -177,6 +177,20 @@ impl Admin {
         plan: &VenuePlan,
         days_ahead: i64,
     ) -> Result<String, LoadtestError> {
+        self.create_show_with(event_id, venue_id, plan, days_ahead, json!({}))
+            .await
+    }
+
+    /// The same, with `extra` fields of the show's body (`sales_start`,
+    /// `waiting_room`, …) added or replaced.
+    pub async fn create_show_with(
+        &self,
+        event_id: &str,
+        venue_id: &str,
+        plan: &VenuePlan,
+        days_ahead: i64,
+        extra: Value,
+    ) -> Result<String, LoadtestError> {
         let starts_at = (chrono::Utc::now() + chrono::Duration::days(days_ahead))
             .format("%Y-%m-%dT%H:%M:%SZ")
             .to_string();
@@ -195,10 +209,13 @@ impl Admin {
                 )
             })
             .collect();
-        let body = json!({
+        let mut body = json!({
             "venue_id": venue_id, "starts_at": starts_at, "prices": prices,
             "hold_ttl_seconds": HOLD_TTL_SECONDS, "max_tickets_per_user": MAX_TICKETS_PER_USER,
         });
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
         self.create(
             &format!("/v1/events/{event_id}/shows"),
             &body,

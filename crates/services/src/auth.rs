@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
+use crate::rate_limit::{RateLimitConfig, RateLimits};
 use crate::views::rfc3339;
 
 pub const PASSWORD_LENGTH_MIN: usize = 8;
@@ -121,6 +122,8 @@ pub struct AuthService {
     clock: Arc<dyn Clock>,
     encoding_key: EncodingKey,
     decoding_key: DecodingKey,
+    /// Slows down password guessing per account (ADR 0013).
+    login_throttle: Arc<RateLimits>,
 }
 
 fn has_control_characters(value: &str) -> bool {
@@ -190,7 +193,15 @@ impl AuthService {
             clock,
             encoding_key: EncodingKey::from_secret(jwt_secret),
             decoding_key: DecodingKey::from_secret(jwt_secret),
+            login_throttle: Arc::new(RateLimits::in_process(RateLimitConfig::default())),
         }
+    }
+
+    /// Counts failed logins per account in `limits` (their
+    /// `login_failures`); without it, failed logins are not limited.
+    pub fn with_login_throttle(mut self, limits: Arc<RateLimits>) -> Self {
+        self.login_throttle = limits;
+        self
     }
 
     fn issue_token(&self, user: &UserRecord) -> ServiceResult<String> {
@@ -289,22 +300,37 @@ impl AuthService {
         })
     }
 
+    /// Checks the password only while the account has login attempts left:
+    /// once its failures use them up, even the right password gets 429
+    /// until the limit lets another attempt through, and no Argon2 work is
+    /// spent on it. A login that is not a wrong password gives its attempt
+    /// back.
     pub async fn login(&self, input: LoginInput) -> ServiceResult<TokenView> {
         let email = input.email.trim().to_lowercase();
         if email.len() > EMAIL_LENGTH_MAX || input.password.len() > PASSWORD_LENGTH_MAX * 4 {
             return Err(ServiceError::InvalidCredentials);
         }
-        let Some(user) = self.store.user_by_email(&email).await? else {
-            return Err(ServiceError::InvalidCredentials);
-        };
-        if !verify_password(input.password, user.password_hash.clone()).await {
-            return Err(ServiceError::InvalidCredentials);
+        self.login_throttle.login_attempt(&email).await?;
+        let result = self.check_credentials(&email, input.password).await;
+        if !matches!(result, Err(ServiceError::InvalidCredentials)) {
+            self.login_throttle.login_succeeded(&email).await;
         }
+        let user = result?;
         Ok(TokenView {
             access_token: self.issue_token(&user)?,
             token_type: "Bearer",
             expires_in: ACCESS_TOKEN_TTL_SECONDS,
         })
+    }
+
+    async fn check_credentials(&self, email: &str, password: String) -> ServiceResult<UserRecord> {
+        let Some(user) = self.store.user_by_email(email).await? else {
+            return Err(ServiceError::InvalidCredentials);
+        };
+        if !verify_password(password, user.password_hash.clone()).await {
+            return Err(ServiceError::InvalidCredentials);
+        }
+        Ok(user)
     }
 
     pub async fn me(&self, caller: &AuthUser) -> ServiceResult<UserView> {

@@ -92,6 +92,13 @@ pub enum ServiceError {
     /// 403 `pow_invalid`: wrong, expired, replayed, or for another user or show.
     #[error("the proof of work is not valid: {reason}")]
     PowInvalid { reason: &'static str },
+    /// 429 `rate_limited`, with `Retry-After`.
+    #[error("too many requests ({class} per {scope}); retry after {retry_after_seconds} s")]
+    RateLimited {
+        class: &'static str,
+        scope: &'static str,
+        retry_after_seconds: u64,
+    },
     /// 501 `not_implemented`.
     #[error("not implemented yet")]
     NotImplemented,
@@ -122,6 +129,16 @@ impl ServiceError {
                 | ServiceError::Internal(_)
                 | ServiceError::NotImplemented
         )
+    }
+}
+
+impl From<crate::rate_limit::RateLimited> for ServiceError {
+    fn from(limited: crate::rate_limit::RateLimited) -> Self {
+        ServiceError::RateLimited {
+            class: limited.class,
+            scope: limited.scope.as_str(),
+            retry_after_seconds: limited.retry_after_seconds(),
+        }
     }
 }
 

@@ -11,6 +11,8 @@
 //! - [`expiry`]: the per-node timer that expires holds at their deadline.
 //! - [`seat_locks`]: the `SeatLocks` port (seat soft-locks across nodes) and
 //!   its Redis adapter.
+//! - [`rate_limit`]: the `RateLimiter` port (GCRA per key), its in-process
+//!   and Redis adapters, and `RateLimits`, the limits per class and scope.
 //! - [`payments`]: the `PaymentGateway` port and the `sandbox` gateway.
 //! - [`search`]: full-text, typo-tolerant event search and type-ahead from
 //!   an in-process tantivy index, kept current on every node.
@@ -19,18 +21,22 @@
 //! - [`views`]: the JSON shapes of API.md returned by the use cases.
 //! - [`error`]: `ServiceError`, one variant per answer of API.md.
 //!
-//! Services take their ports (`Store`, `PaymentGateway`, `Clock`, `SeatLocks`) as trait
-//! objects so that tests and other deployments can swap adapters.
+//! Services take their ports (`Store`, `PaymentGateway`, `Clock`, `SeatLocks`,
+//! `RateLimiter`) as trait objects so that tests and other deployments can
+//! swap adapters.
 
 pub mod auth;
 pub mod batcher;
 pub mod booking;
+mod breaker;
 pub mod catalog;
 pub mod clock;
 pub mod error;
 pub mod expiry;
 pub mod inventory;
 pub mod payments;
+pub mod rate_limit;
+mod redis_connection;
 pub mod search;
 pub mod seat_locks;
 pub mod secrets;
@@ -51,6 +57,10 @@ pub use clock::{Clock, SystemClock};
 pub use error::{ServiceError, ServiceResult};
 pub use expiry::HoldExpiryQueue;
 pub use payments::{PaymentGateway, SandboxGateway};
+pub use rate_limit::{
+    RateLimitClass, RateLimitConfig, RateLimitScope, RateLimited, RateLimiter, RateLimits,
+    RedisRateLimiter,
+};
 pub use seat_locks::{LockOutcome, RedisSeatLocks, SeatLockError, SeatLocks};
 
 /// Everything the services need besides the store.
@@ -66,6 +76,12 @@ pub struct ServicesConfig {
     /// Seat soft-locks shared by the nodes (Redis); without them each node
     /// filters only with what its own inventory knows.
     pub seat_locks: Option<Arc<dyn SeatLocks>>,
+    /// The limits per class and scope, and for failed logins.
+    pub rate_limits: RateLimitConfig,
+    /// Where their state lives; `None` keeps it in this process. A shared
+    /// (Redis) limiter is wrapped so that its failures fall back to this
+    /// process.
+    pub rate_limiter: Option<Arc<dyn RateLimiter>>,
     pub waiting_room: waiting_room::WaitingRoomConfig,
     /// Where the waiting room keeps its state when not in the database
     /// (Redis, so that all nodes share it fast).
@@ -90,6 +106,7 @@ pub struct Services {
     pub search: Arc<search::EventSearch>,
     pub booking: BookingService,
     pub waiting_room: waiting_room::WaitingRoomService,
+    pub rate_limits: Arc<RateLimits>,
 }
 
 impl Services {
@@ -138,13 +155,22 @@ impl Services {
             Some(locks) => booking.with_seat_locks(locks.clone()),
             None => booking,
         };
+        let rate_limits = Arc::new(match &config.rate_limiter {
+            Some(shared) => RateLimits::new(
+                config.rate_limits.clone(),
+                Arc::new(rate_limit::FailOpenRateLimiter::new(shared.clone())),
+            ),
+            None => RateLimits::in_process(config.rate_limits.clone()),
+        });
         Ok(Arc::new(Services {
-            auth: AuthService::new(store.clone(), clock, &secrets.jwt_secret),
+            auth: AuthService::new(store.clone(), clock, &secrets.jwt_secret)
+                .with_login_throttle(rate_limits.clone()),
             store,
             catalog,
             search,
             booking,
             waiting_room,
+            rate_limits,
         }))
     }
 }

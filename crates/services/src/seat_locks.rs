@@ -13,12 +13,13 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use boxoffice_domain::{HoldId, SeatId, ShowId};
+
+use crate::breaker::{Breaker, WarningThrottle};
 
 /// How long one Redis call may take before the hold goes on without it.
 pub const REDIS_CALL_TIMEOUT: Duration = Duration::from_millis(200);
@@ -133,16 +134,9 @@ impl RedisSeatLocks {
     /// Fails only for a URL that cannot work. `shown_url` (the URL without
     /// its password) is what `Debug` prints.
     pub fn new(url: &str, shown_url: &str) -> Result<RedisSeatLocks, SeatLockError> {
-        let client = redis::Client::open(url).map_err(redis_error)?;
-        // Retries inside the manager stay short: every call is bounded by
-        // `timeout` anyway, and the breaker decides when to try again.
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_CALL_TIMEOUT))
-            .set_response_timeout(Some(REDIS_CALL_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(100));
-        let connection = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+        // Short retries: every call is bounded by `timeout` anyway, and the
+        // breaker decides when to try again.
+        let connection = crate::redis_connection::lazy_connection(url, REDIS_CALL_TIMEOUT)
             .map_err(redis_error)?;
         Ok(RedisSeatLocks {
             connection,
@@ -239,49 +233,6 @@ impl SeatLocks for RedisSeatLocks {
     }
 }
 
-/// Skips Redis for [`BREAKER_PAUSE`] after a failure; then one call probes
-/// (the others keep skipping until it is back or the pause runs out again).
-#[derive(Debug, Default)]
-struct Breaker {
-    skip_until: Mutex<Option<Instant>>,
-}
-
-impl Breaker {
-    fn allows(&self) -> bool {
-        let mut skip_until = self
-            .skip_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match *skip_until {
-            None => true,
-            Some(until) if Instant::now() >= until => {
-                // This call is the probe; a probe that never reports back
-                // (its request was dropped) only delays the next one.
-                *skip_until = Some(Instant::now() + BREAKER_PAUSE);
-                true
-            }
-            Some(_) => false,
-        }
-    }
-
-    /// Returns whether Redis had been failing until now.
-    fn succeeded(&self) -> bool {
-        self.skip_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
-            .is_some()
-    }
-
-    fn failed(&self) {
-        *self
-            .skip_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Some(Instant::now() + BREAKER_PAUSE);
-    }
-}
-
 /// What [`GuardedSeatLocks::lock`] found out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockAttempt {
@@ -300,8 +251,7 @@ pub enum LockAttempt {
 pub struct GuardedSeatLocks {
     locks: Arc<dyn SeatLocks>,
     breaker: Breaker,
-    last_warning: Mutex<Option<Instant>>,
-    errors_since_warning: AtomicU64,
+    warnings: WarningThrottle,
     /// Unlocks that failed or were skipped by the breaker. Left alone, such
     /// a lock would refuse a free seat until the end of its hold's TTL.
     deferred_unlocks: Mutex<VecDeque<DeferredUnlock>>,
@@ -318,9 +268,8 @@ impl GuardedSeatLocks {
     pub fn new(locks: Arc<dyn SeatLocks>) -> GuardedSeatLocks {
         GuardedSeatLocks {
             locks,
-            breaker: Breaker::default(),
-            last_warning: Mutex::new(None),
-            errors_since_warning: AtomicU64::new(0),
+            breaker: Breaker::new(BREAKER_PAUSE),
+            warnings: WarningThrottle::new(WARNING_PERIOD),
             deferred_unlocks: Mutex::new(VecDeque::new()),
         }
     }
@@ -427,15 +376,7 @@ impl GuardedSeatLocks {
     fn failed(&self, operation: &'static str, error: &SeatLockError) {
         self.breaker.failed();
         metrics::counter!("boxoffice_redis_errors_total", "operation" => operation).increment(1);
-        let suppressed = self.errors_since_warning.fetch_add(1, Ordering::Relaxed);
-        let mut last_warning = self
-            .last_warning
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let due = last_warning.is_none_or(|at| at.elapsed() >= WARNING_PERIOD);
-        if due {
-            *last_warning = Some(Instant::now());
-            self.errors_since_warning.store(0, Ordering::Relaxed);
+        if let Some(suppressed) = self.warnings.due() {
             tracing::warn!(
                 operation,
                 %error,
@@ -459,19 +400,5 @@ mod tests {
             seat_lock_key(&show_id, &seat_id),
             format!("bx:{{{}}}:seat:A-1-3", show_id.as_str())
         );
-    }
-
-    #[test]
-    fn breaker_pauses_after_a_failure_and_lets_one_probe_through() {
-        let breaker = Breaker::default();
-        assert!(breaker.allows());
-        breaker.failed();
-        assert!(!breaker.allows());
-        *breaker.skip_until.lock().expect("lock") = Some(Instant::now());
-        assert!(breaker.allows(), "the probe goes through");
-        assert!(!breaker.allows(), "only one probe at a time");
-        assert!(breaker.succeeded(), "it had been failing");
-        assert!(breaker.allows());
-        assert!(!breaker.succeeded());
     }
 }

@@ -1175,6 +1175,99 @@ pub async fn sleep_until_time(time: DateTime<Utc>) {
     }
 }
 
+// --- Server-Sent Events ------------------------------------------------------------
+
+/// One server-sent event.
+#[derive(Debug)]
+pub struct SseEvent {
+    pub name: String,
+    pub id: Option<String>,
+    pub data: Value,
+}
+
+/// Reads a `text/event-stream` response event by event.
+pub struct SseStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseStream {
+    /// Wraps an answer, asserting 200 and the event-stream content type.
+    pub fn of(response: reqwest::Response) -> SseStream {
+        assert_eq!(response.status().as_u16(), 200, "stream status");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "stream content type: {content_type:?}"
+        );
+        SseStream {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (skipping comments/heartbeats) within `deadline`, or
+    /// `None` when the server ended the stream.
+    pub async fn next_or_end(&mut self, deadline: Duration) -> Option<SseEvent> {
+        let started = Instant::now();
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut name, mut id, mut data) = ("message".to_string(), None, Vec::new());
+                for line in block.lines() {
+                    if line.starts_with(':') || line.is_empty() {
+                        continue;
+                    }
+                    let (field, value) = line
+                        .split_once(':')
+                        .map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)))
+                        .unwrap_or((line, ""));
+                    match field {
+                        "event" => name = value.to_string(),
+                        "id" => id = Some(value.to_string()),
+                        "data" => data.push(value.to_string()),
+                        _ => {}
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a heartbeat or a retry: line
+                }
+                let text = data.join("\n");
+                let data = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("event {name} data is not JSON ({e}): {text}"));
+                return Some(SseEvent { name, id, data });
+            }
+            let remaining = deadline.checked_sub(started.elapsed()).unwrap_or_else(|| {
+                panic!(
+                    "no complete event within {deadline:?}; buffered: {:?}",
+                    self.buffer
+                )
+            });
+            match tokio::time::timeout(remaining, self.response.chunk()).await {
+                Ok(Ok(Some(chunk))) => self
+                    .buffer
+                    .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
+                Ok(Ok(None)) => return None,
+                Ok(Err(error)) => panic!("reading the stream: {error}"),
+                Err(_) => panic!("no event within {deadline:?}; buffered: {:?}", self.buffer),
+            }
+        }
+    }
+
+    /// The next event; the stream must not end.
+    pub async fn next(&mut self, deadline: Duration) -> SseEvent {
+        match self.next_or_end(deadline).await {
+            Some(event) => event,
+            None => panic!("the stream ended; buffered: {:?}", self.buffer),
+        }
+    }
+}
+
 // --- base64url (for forging JWTs) -------------------------------------------------
 
 const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

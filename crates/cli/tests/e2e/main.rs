@@ -8,7 +8,8 @@
 //! `TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
 //!
 //! Layout: `common` (harness), then one module per area of the contract.
-//! `redis` runs `redis-server` processes of its own (PostgreSQL backend only).
+//! `redis` runs `redis-server` processes of its own (PostgreSQL backend only),
+//! and so does `rate_limits` for its two-node test.
 
 #[macro_use]
 mod common;
@@ -22,6 +23,7 @@ mod flow;
 mod idempotency;
 mod nodes;
 mod race;
+mod rate_limits;
 mod redis;
 mod search;
 mod seat_stream;

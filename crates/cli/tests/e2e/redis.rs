@@ -116,7 +116,7 @@ impl RedisServer {
             .filter(|text| !text.starts_with("Could not connect") && !text.starts_with("ERR"))
     }
 
-    async fn cli(&self, args: &[&str]) -> String {
+    pub(crate) async fn cli(&self, args: &[&str]) -> String {
         self.try_cli(args)
             .await
             .unwrap_or_else(|| panic!("redis-cli -p {} {args:?} failed", self.port))
@@ -159,7 +159,7 @@ async fn two_nodes_with_redis(redis: &RedisServer) -> (TestApp, Peer) {
 }
 
 /// Sums a counter over its labels in a node's `/metrics`.
-async fn counter(api: &Api, name: &str) -> f64 {
+pub(crate) async fn counter(api: &Api, name: &str) -> f64 {
     let resp = api.get("/metrics", None).await;
     assert_eq!(resp.status(), 200, "GET /metrics: {resp}");
     resp.text

@@ -10,107 +10,33 @@ use crate::common::*;
 
 both_backends!(seat_map_stream, changes_on_another_node_reach_the_stream);
 
-/// One server-sent event.
-#[derive(Debug)]
-struct Event {
-    name: String,
-    id: Option<String>,
-    data: Value,
+async fn open_stream(api: &Api, show_id: &str, last_event_id: Option<&str>) -> SseStream {
+    let mut request = api
+        .client
+        .get(api.url(&format!("/v1/shows/{show_id}/seats/stream")));
+    if let Some(id) = last_event_id {
+        request = request.header("Last-Event-ID", id);
+    }
+    SseStream::of(request.send().await.expect("open the seat-map stream"))
 }
 
-/// Reads a text/event-stream response event by event.
-struct EventStream {
-    response: reqwest::Response,
-    buffer: String,
-}
-
-impl EventStream {
-    async fn open(app: &Api, show_id: &str, last_event_id: Option<&str>) -> EventStream {
-        let mut request = app
-            .client
-            .get(app.url(&format!("/v1/shows/{show_id}/seats/stream")));
-        if let Some(id) = last_event_id {
-            request = request.header("Last-Event-ID", id);
-        }
-        let response = request.send().await.expect("open the seat-map stream");
-        assert_eq!(response.status().as_u16(), 200, "seat-map stream status");
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+/// Reads `changes` events until one satisfies `wanted`.
+async fn until_change(
+    stream: &mut SseStream,
+    what: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> SseEvent {
+    for _ in 0..50 {
+        let event = stream.next(Duration::from_secs(10)).await;
         assert!(
-            content_type.starts_with("text/event-stream"),
-            "stream content type: {content_type:?}"
+            event.name == "changes" || event.name == "snapshot",
+            "unexpected event {event:?}"
         );
-        EventStream {
-            response,
-            buffer: String::new(),
+        if event.name == "changes" && wanted(&event.data) {
+            return event;
         }
     }
-
-    /// The next event (skipping comments/heartbeats), within `deadline`.
-    async fn next(&mut self, deadline: Duration) -> Event {
-        let started = std::time::Instant::now();
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let (mut name, mut id, mut data) = ("message".to_string(), None, Vec::new());
-                for line in block.lines() {
-                    if line.starts_with(':') || line.is_empty() {
-                        continue;
-                    }
-                    let (field, value) = line
-                        .split_once(':')
-                        .map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)))
-                        .unwrap_or((line, ""));
-                    match field {
-                        "event" => name = value.to_string(),
-                        "id" => id = Some(value.to_string()),
-                        "data" => data.push(value.to_string()),
-                        _ => {}
-                    }
-                }
-                if data.is_empty() {
-                    continue; // a heartbeat or a retry: line
-                }
-                let text = data.join("\n");
-                let data = serde_json::from_str(&text)
-                    .unwrap_or_else(|e| panic!("event {name} data is not JSON ({e}): {text}"));
-                return Event { name, id, data };
-            }
-            let remaining = deadline.checked_sub(started.elapsed()).unwrap_or_else(|| {
-                panic!(
-                    "no complete event within {deadline:?}; buffered: {:?}",
-                    self.buffer
-                )
-            });
-            match tokio::time::timeout(remaining, self.response.chunk()).await {
-                Ok(Ok(Some(chunk))) => self
-                    .buffer
-                    .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
-                Ok(Ok(None)) => panic!("the stream ended; buffered: {:?}", self.buffer),
-                Ok(Err(error)) => panic!("reading the stream: {error}"),
-                Err(_) => panic!("no event within {deadline:?}; buffered: {:?}", self.buffer),
-            }
-        }
-    }
-
-    /// Reads `changes` events until one satisfies `wanted`.
-    async fn until_change(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Event {
-        for _ in 0..50 {
-            let event = self.next(Duration::from_secs(10)).await;
-            assert!(
-                event.name == "changes" || event.name == "snapshot",
-                "unexpected event {event:?}"
-            );
-            if event.name == "changes" && wanted(&event.data) {
-                return event;
-            }
-        }
-        panic!("no `changes` event with {what}");
-    }
+    panic!("no `changes` event with {what}");
 }
 
 fn has_seat(data: &Value, seat: &str, status: &str) -> bool {
@@ -129,7 +55,7 @@ async fn seat_map_stream(backend: Backend) {
     let show_id = fixture.show_id.as_str();
     let user = app.register_user().await;
 
-    let mut stream = EventStream::open(&app, show_id, None).await;
+    let mut stream = open_stream(&app, show_id, None).await;
     let snapshot = stream.next(Duration::from_secs(10)).await;
     assert_eq!(
         snapshot.name, "snapshot",
@@ -147,9 +73,7 @@ async fn seat_map_stream(backend: Backend) {
 
     let resp = app.hold_seats(&user.token, show_id, &["A-1-3"]).await;
     let hold_id = id_of(resp.expect(201, "hold"), &resp);
-    let held = stream
-        .until_change("A-1-3 HELD", |d| has_seat(d, "A-1-3", "HELD"))
-        .await;
+    let held = until_change(&mut stream, "A-1-3 HELD", |d| has_seat(d, "A-1-3", "HELD")).await;
     let held_version = held.data["version"]
         .as_i64()
         .unwrap_or_else(|| panic!("changes version: {held:?}"));
@@ -169,14 +93,13 @@ async fn seat_map_stream(backend: Backend) {
     )
     .await
     .expect(201, "standing hold");
-    let standing = stream
-        .until_change("FLOOR available 8", |d| {
-            d["standing"].as_array().is_some_and(|s| {
-                s.iter()
-                    .any(|x| x["section"] == STANDING_SECTION && x["available"] == 8)
-            })
+    let standing = until_change(&mut stream, "FLOOR available 8", |d| {
+        d["standing"].as_array().is_some_and(|s| {
+            s.iter()
+                .any(|x| x["section"] == STANDING_SECTION && x["available"] == 8)
         })
-        .await;
+    })
+    .await;
     assert!(
         standing.data["version"].as_i64().unwrap_or(0) > held_version,
         "versions grow: {standing:?}"
@@ -188,14 +111,15 @@ async fn seat_map_stream(backend: Backend) {
             .status(),
         204
     );
-    stream
-        .until_change("A-1-3 AVAILABLE", |d| has_seat(d, "A-1-3", "AVAILABLE"))
-        .await;
+    until_change(&mut stream, "A-1-3 AVAILABLE", |d| {
+        has_seat(d, "A-1-3", "AVAILABLE")
+    })
+    .await;
     drop(stream);
 
     // Reconnect after the snapshot's version: the first event either resumes
     // with the next change (A-1-3 HELD) or is a fresh snapshot.
-    let mut resumed = EventStream::open(&app, show_id, Some(&version.to_string())).await;
+    let mut resumed = open_stream(&app, show_id, Some(&version.to_string())).await;
     let first = resumed.next(Duration::from_secs(10)).await;
     match first.name.as_str() {
         "changes" => {
@@ -228,16 +152,14 @@ async fn changes_on_another_node_reach_the_stream(backend: Backend) {
     let fixture = app.fixture(1, 10, None, json!({})).await;
     let show_id = fixture.show_id.as_str();
     let user = app.register_user().await;
-    let mut stream = EventStream::open(&peer, show_id, None).await;
+    let mut stream = open_stream(&peer, show_id, None).await;
     let snapshot = stream.next(Duration::from_secs(10)).await;
     assert_eq!(snapshot.name, "snapshot", "{snapshot:?}");
     let started = std::time::Instant::now();
     app.hold_seats(&user.token, show_id, &["A-1-5"])
         .await
         .expect(201, "hold on the first node");
-    stream
-        .until_change("A-1-5 HELD", |d| has_seat(d, "A-1-5", "HELD"))
-        .await;
+    until_change(&mut stream, "A-1-5 HELD", |d| has_seat(d, "A-1-5", "HELD")).await;
     let elapsed = started.elapsed();
     assert!(
         elapsed < Duration::from_secs(1),

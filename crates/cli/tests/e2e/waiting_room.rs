@@ -710,50 +710,6 @@ async fn pausing_and_changing_the_rate(backend: Backend) {
     }
 }
 
-/// Reads a text/event-stream response event by event.
-struct EventStream {
-    response: reqwest::Response,
-    buffer: String,
-}
-
-impl EventStream {
-    /// The next event as (name, data), or `None` when the stream ended.
-    async fn next(&mut self, deadline: Duration) -> Option<(String, Value)> {
-        let started = std::time::Instant::now();
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut name = "message".to_string();
-                let mut data = Vec::new();
-                for line in block.lines() {
-                    if let Some(value) = line.strip_prefix("event:") {
-                        name = value.trim().to_string();
-                    } else if let Some(value) = line.strip_prefix("data:") {
-                        data.push(value.trim_start().to_string());
-                    }
-                }
-                if data.is_empty() {
-                    continue;
-                }
-                let data = serde_json::from_str(&data.join("\n"))
-                    .unwrap_or_else(|e| panic!("event data is not JSON ({e}): {block}"));
-                return Some((name, data));
-            }
-            let remaining = deadline.checked_sub(started.elapsed()).unwrap_or_else(|| {
-                panic!("no event within {deadline:?}; buffered {:?}", self.buffer)
-            });
-            match tokio::time::timeout(remaining, self.response.chunk()).await {
-                Ok(Ok(Some(chunk))) => self
-                    .buffer
-                    .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
-                Ok(Ok(None)) => return None,
-                Ok(Err(error)) => panic!("reading the stream: {error}"),
-                Err(_) => panic!("no event within {deadline:?}; buffered {:?}", self.buffer),
-            }
-        }
-    }
-}
-
 async fn the_position_stream_ends_with_admission(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     // One buyer every 600 ms.
@@ -793,32 +749,20 @@ async fn the_position_stream_ends_with_admission(backend: Backend) {
         .send()
         .await
         .expect("open the stream");
-    assert_eq!(response.status().as_u16(), 200);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    assert!(
-        content_type.starts_with("text/event-stream"),
-        "{content_type}"
-    );
-    let mut stream = EventStream {
-        response,
-        buffer: String::new(),
-    };
+    let mut stream = SseStream::of(response);
     let mut positions = Vec::new();
     loop {
-        match stream.next(Duration::from_secs(15)).await {
-            Some((name, ticket)) => {
+        match stream.next_or_end(Duration::from_secs(15)).await {
+            Some(SseEvent {
+                name, data: ticket, ..
+            }) => {
                 assert_eq!(name, "ticket", "{ticket}");
                 assert_ticket_shape(&ticket, show_id);
                 assert_eq!(ticket["id"], ticket_id.as_str());
                 if ticket["status"] == "ADMITTED" {
                     positions.push(0);
                     assert!(
-                        stream.next(Duration::from_secs(5)).await.is_none(),
+                        stream.next_or_end(Duration::from_secs(5)).await.is_none(),
                         "the stream ends after ADMITTED"
                     );
                     break;

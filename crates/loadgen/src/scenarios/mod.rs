@@ -6,11 +6,14 @@
 //! - [`flash_sale`]: everyone wants the best seats at once, until sold out.
 //! - [`browse`]: seat-map reads, half of them conditional.
 //! - [`buy`]: hold and pay, end to end.
+//! - [`waiting_room`]: queue joins and polls, and a crowd through the
+//!   virtual waiting room.
 
 pub mod baseline;
 pub mod browse;
 pub mod buy;
 pub mod flash_sale;
+pub mod waiting_room;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

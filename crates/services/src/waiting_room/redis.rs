@@ -267,14 +267,7 @@ fn snapshot(show_id: &ShowId, values: &[redis::Value]) -> StoreResult<(bool, Que
 impl RedisQueueStore {
     /// Prepares a lazy connection (see `RedisSeatLocks::new`).
     pub fn new(url: &str, shown_url: &str) -> Result<RedisQueueStore, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_CALL_TIMEOUT))
-            .set_response_timeout(Some(REDIS_CALL_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(100));
-        let connection = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+        let connection = crate::redis_connection::lazy_connection(url, REDIS_CALL_TIMEOUT)
             .map_err(unavailable)?;
         Ok(RedisQueueStore {
             connection,
