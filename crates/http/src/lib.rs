@@ -200,6 +200,9 @@ pub fn router(state: AppState) -> Router {
             "/v1/events",
             post(catalog::create_event).get(catalog::list_events),
         )
+        // A static segment wins over `{id}` whatever the order; it is
+        // listed first for the reader.
+        .route("/v1/events/suggest", get(catalog::suggest_events))
         .route(
             "/v1/events/{id}",
             get(catalog::event).patch(catalog::patch_event),

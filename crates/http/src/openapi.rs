@@ -18,7 +18,7 @@ use crate::routes::{auth, booking, catalog, queue, seat_stream, system};
         system::healthz, system::readyz, system::metrics,
         auth::register, auth::login, auth::me, auth::list_users, auth::patch_user,
         catalog::create_venue, catalog::list_venues, catalog::venue,
-        catalog::create_event, catalog::patch_event, catalog::list_events, catalog::event,
+        catalog::create_event, catalog::patch_event, catalog::list_events, catalog::suggest_events, catalog::event,
         catalog::create_show, catalog::show, catalog::patch_show, catalog::seat_map, seat_stream::seat_stream, catalog::sales,
         queue::join_queue, queue::queue_ticket, queue::queue_ticket_stream, queue::challenge,
         booking::create_hold, booking::hold, booking::release_hold,

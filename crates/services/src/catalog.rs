@@ -20,6 +20,7 @@ use crate::auth::AuthUser;
 use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
 use crate::inventory::{InventoryEngine, InventoryView, ShowInventory};
+use crate::search::{EventSearch, SearchFilter, SuggestionsView, RESULTS_DEPTH_MAX};
 use crate::views::{rfc3339, MoneyView};
 
 pub const TITLE_LENGTH_MAX: usize = 200;
@@ -36,6 +37,8 @@ pub const MAX_TICKETS_PER_USER_MAX: i64 = 1_000;
 /// Admission rate bounds for the waiting room (per minute).
 pub const ADMIT_PER_MINUTE_MAX: i64 = 1_000_000;
 pub const SEARCH_QUERY_LENGTH_MAX: usize = 200;
+/// Cursors of ranked search results: the rank of the next page's first item.
+const RANK_CURSOR_PREFIX: &str = "rank:";
 /// How long a node trusts its copy of a show row (status, prices, limits):
 /// the bound on how late another node's `PATCH` takes effect here.
 const SHOW_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -338,6 +341,8 @@ pub struct CatalogService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     inventory: Arc<InventoryEngine>,
+    /// The full-text index of events (`q`, suggestions).
+    search: Arc<EventSearch>,
     /// Venues never change once created, so their parsed layouts are cached.
     layouts: RwLock<HashMap<VenueId, Arc<VenueLayout>>>,
     /// Recently read shows, with when they were read.
@@ -472,11 +477,13 @@ impl CatalogService {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         inventory: Arc<InventoryEngine>,
+        search: Arc<EventSearch>,
     ) -> Self {
         CatalogService {
             store,
             clock,
             inventory,
+            search,
             layouts: RwLock::new(HashMap::new()),
             shows: RwLock::new(HashMap::new()),
             seat_maps: RwLock::new(HashMap::new()),
@@ -597,6 +604,7 @@ impl CatalogService {
         };
         validate_event(&event)?;
         self.store.insert_event(&event).await?;
+        self.reindex(&event.id).await;
         Ok(EventView::of(&event, Some(Vec::new())))
     }
 
@@ -633,6 +641,7 @@ impl CatalogService {
         if !self.store.update_event(&event).await? {
             return Err(ServiceError::NotFound { what: "event" });
         }
+        self.reindex(&id).await;
         self.event(id.as_str()).await
     }
 
@@ -650,30 +659,104 @@ impl CatalogService {
         Ok(EventView::of(&event, Some(shows)))
     }
 
+    /// Tells the search index about this node's change at once, so that the
+    /// answer's sender finds it right away. The change is committed either
+    /// way; if this fails the index's poll picks it up within a second.
+    async fn reindex(&self, event_id: &EventId) {
+        if let Err(error) = self.search.refresh_event(event_id).await {
+            tracing::warn!(%error, %event_id, "search index not updated at once; the poll will");
+        }
+    }
+
+    /// `GET /v1/events`: with words in `q`, ranked results from the search
+    /// index; without, every event that passes the filters, by ID.
     pub async fn search_events(
         &self,
         filter: EventFilter,
         page: &PageRequest,
     ) -> ServiceResult<Page<EventView>> {
-        if filter
-            .query
-            .as_ref()
-            .is_some_and(|q| q.chars().count() > SEARCH_QUERY_LENGTH_MAX)
-        {
+        match filter.query.as_deref() {
+            Some(text) if !text.trim().is_empty() => self.search_text(text, &filter, page).await,
+            _ => {
+                let filter = EventFilter {
+                    query: None,
+                    ..filter
+                };
+                let events = self.store.list_events(&filter, page).await?;
+                Ok(Page {
+                    items: events
+                        .items
+                        .iter()
+                        .map(|e| EventView::of(e, None))
+                        .collect(),
+                    next_cursor: events.next_cursor,
+                })
+            }
+        }
+    }
+
+    async fn search_text(
+        &self,
+        text: &str,
+        filter: &EventFilter,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<EventView>> {
+        let offset = rank_of_cursor(page.after.as_deref())?;
+        let empty = Page {
+            items: Vec::new(),
+            next_cursor: None,
+        };
+        if !crate::search::validate_query(&self.search, text, SEARCH_QUERY_LENGTH_MAX)? {
+            return Ok(empty);
+        }
+        let search_filter = SearchFilter {
+            city: filter.city.clone(),
+            genre: filter.genre.clone(),
+            from: filter.from,
+            to: filter.to,
+        };
+        let limit = page.limit as usize;
+        let found = self
+            .search
+            .search(text, &search_filter, offset, limit)
+            .await?;
+        let mut records: HashMap<EventId, EventRecord> = self
+            .store
+            .events_by_ids(&found.event_ids)
+            .await?
+            .into_iter()
+            .map(|event| (event.id.clone(), event))
+            .collect();
+        Ok(Page {
+            items: found
+                .event_ids
+                .iter()
+                .filter_map(|id| records.remove(id))
+                .map(|event| EventView::of(&event, None))
+                .collect(),
+            next_cursor: found
+                .more
+                .then(|| format!("{RANK_CURSOR_PREFIX}{}", offset + limit)),
+        })
+    }
+
+    /// `GET /v1/events/suggest`: type-ahead over titles and performers.
+    pub async fn suggest_events(
+        &self,
+        text: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<SuggestionsView> {
+        let text = text.unwrap_or("");
+        if text.trim().is_empty() {
             return Err(ServiceError::invalid(
                 "q",
-                format!("at most {SEARCH_QUERY_LENGTH_MAX} characters"),
+                "required: what was typed so far",
             ));
         }
-        let events = self.store.list_events(&filter, page).await?;
-        Ok(Page {
-            items: events
-                .items
-                .iter()
-                .map(|e| EventView::of(e, None))
-                .collect(),
-            next_cursor: events.next_cursor,
-        })
+        if !crate::search::validate_query(&self.search, text, SEARCH_QUERY_LENGTH_MAX)? {
+            return Ok(SuggestionsView { items: Vec::new() });
+        }
+        self.search.suggest(text, limit).await
     }
 
     pub async fn create_show(
@@ -742,6 +825,7 @@ impl CatalogService {
         };
         self.store.insert_show(&show, &layout, &caller.id).await?;
         self.remember_show(&show);
+        self.reindex(&show.event_id).await;
         self.show_view(&show, Some(&event)).await
     }
 
@@ -791,6 +875,7 @@ impl CatalogService {
             .await?
             .ok_or(ServiceError::NotFound { what: "show" })?;
         self.remember_show(&updated);
+        self.reindex(&updated.event_id).await;
         if updated.waiting_room.enabled
             && (input.waiting_room.is_some() || input.sales_start.is_some())
         {
@@ -1068,6 +1153,21 @@ impl CatalogService {
             tickets_sold,
         })
     }
+}
+
+/// The rank a cursor of ranked results points at; none is the first page.
+fn rank_of_cursor(cursor: Option<&str>) -> ServiceResult<usize> {
+    let Some(cursor) = cursor else { return Ok(0) };
+    cursor
+        .strip_prefix(RANK_CURSOR_PREFIX)
+        .and_then(|rank| rank.parse::<usize>().ok())
+        .filter(|rank| *rank < RESULTS_DEPTH_MAX)
+        .ok_or_else(|| {
+            ServiceError::invalid(
+                "cursor",
+                "not a cursor returned by this API for this search",
+            )
+        })
 }
 
 fn summary_of(state: &InventoryView) -> Summary {

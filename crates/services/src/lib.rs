@@ -14,6 +14,8 @@
 //! - [`rate_limit`]: the `RateLimiter` port (GCRA per key), its in-process
 //!   and Redis adapters, and `RateLimits`, the limits per class and scope.
 //! - [`payments`]: the `PaymentGateway` port and the `sandbox` gateway.
+//! - [`search`]: full-text, typo-tolerant event search and type-ahead from
+//!   an in-process tantivy index, kept current on every node.
 //! - [`waiting_room`]: the virtual queue of a show, admission tokens,
 //!   proof of work; state in the store or in Redis.
 //! - [`views`]: the JSON shapes of API.md returned by the use cases.
@@ -35,6 +37,7 @@ pub mod inventory;
 pub mod payments;
 pub mod rate_limit;
 mod redis_connection;
+pub mod search;
 pub mod seat_locks;
 pub mod secrets;
 pub mod views;
@@ -99,6 +102,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub auth: AuthService,
     pub catalog: Arc<CatalogService>,
+    /// The event search index, kept current by [`spawn_background`].
+    pub search: Arc<search::EventSearch>,
     pub booking: BookingService,
     pub waiting_room: waiting_room::WaitingRoomService,
     pub rate_limits: Arc<RateLimits>,
@@ -118,12 +123,13 @@ impl Services {
             config.sandbox_latency,
         ));
         let inventory = inventory::InventoryEngine::new(store.clone());
+        let search = Arc::new(search::EventSearch::build(store.clone(), clock.clone()).await?);
         let queue_store: Arc<dyn boxoffice_store::QueueStore> = match &config.queue_store {
             Some(queue_store) => queue_store.0.clone(),
             None => store.clone(),
         };
         let catalog = Arc::new(
-            CatalogService::new(store.clone(), clock.clone(), inventory)
+            CatalogService::new(store.clone(), clock.clone(), inventory, search.clone())
                 .with_queue_store(queue_store.clone()),
         );
         let waiting_room_tokens =
@@ -161,6 +167,7 @@ impl Services {
                 .with_login_throttle(rate_limits.clone()),
             store,
             catalog,
+            search,
             booking,
             waiting_room,
             rate_limits,
@@ -178,9 +185,9 @@ pub struct BackgroundConfig {
     pub reconcile_interval: Duration,
 }
 
-/// Runs the expiry timer, the expiry sweep and payment reconciliation until
-/// `shutdown` flips. Reconciliation also runs once right away (start-up
-/// recovery).
+/// Runs the expiry timer, the expiry sweep, payment reconciliation and the
+/// search index's poll until `shutdown` flips. Reconciliation also runs once
+/// right away (start-up recovery).
 pub fn spawn_background(
     services: Arc<Services>,
     config: BackgroundConfig,
@@ -192,6 +199,7 @@ pub fn spawn_background(
         reconcile_interval,
     } = config;
     let timer = expiry_timer.then(|| tokio::spawn(expiry::run(services.clone(), shutdown.clone())));
+    let search = tokio::spawn(search::run(services.search.clone(), shutdown.clone()));
     tokio::spawn(async move {
         let mut expiry = tokio::time::interval(expiry_interval.max(Duration::from_millis(50)));
         let mut reconcile =
@@ -217,6 +225,9 @@ pub fn spawn_background(
             if let Err(error) = timer.await {
                 tracing::warn!(%error, "the expiry timer ended abnormally");
             }
+        }
+        if let Err(error) = search.await {
+            tracing::warn!(%error, "the search index poll ended abnormally");
         }
     })
 }

@@ -13,8 +13,9 @@ use crate::db::{flatten, from_millis, to_millis, Placeholders};
 use crate::error::TxError;
 use crate::Backend;
 use crate::{
-    AuditEntry, CatalogStore, EventFilter, EventRecord, Page, PageRequest, ShowPatch, ShowRecord,
-    SqlStore, StoreError, StoreResult, VenueRecord, VenueSummary, WaitingRoomSettings,
+    AuditEntry, CatalogStore, EventFilter, EventRecord, Page, PageRequest, SearchDocument,
+    SearchScope, ShowPatch, ShowRecord, SqlStore, StoreError, StoreResult, VenueRecord,
+    VenueSummary, WaitingRoomSettings,
 };
 
 /// Rows per multi-row INSERT when creating a show's seats: 5 parameters a row
@@ -53,7 +54,7 @@ fn venue_from_row(row: &AnyRow) -> StoreResult<VenueRecord> {
     })
 }
 
-fn event_from_row(row: &AnyRow) -> StoreResult<EventRecord> {
+pub(crate) fn event_from_row(row: &AnyRow) -> StoreResult<EventRecord> {
     let tags: String = row.try_get("tags")?;
     Ok(EventRecord {
         id: EventId::from_trusted(row.try_get("id")?),
@@ -327,6 +328,8 @@ impl CatalogStore for SqlStore {
             ));
         }
         if !show_conditions.is_empty() {
+            // A cancelled show takes no one to that city on that date.
+            show_conditions.push("s.status <> 'CANCELLED'".to_string());
             conditions.push(format!(
                 "EXISTS (SELECT 1 FROM shows s JOIN venues v ON v.id = s.venue_id \
                  WHERE s.event_id = e.id AND {})",
@@ -352,6 +355,14 @@ impl CatalogStore for SqlStore {
             .map(event_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(paginate(events, page.limit, |event| event.id.to_string()))
+    }
+
+    async fn events_by_ids(&self, ids: &[EventId]) -> StoreResult<Vec<EventRecord>> {
+        crate::search::events_by_ids(self, ids).await
+    }
+
+    async fn search_documents(&self, scope: SearchScope<'_>) -> StoreResult<Vec<SearchDocument>> {
+        crate::search::search_documents(self, scope).await
     }
 
     async fn insert_show(

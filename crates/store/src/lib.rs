@@ -26,6 +26,7 @@ mod idempotency;
 mod queue;
 pub mod records;
 mod sandbox;
+mod search;
 mod settings;
 mod users;
 
@@ -42,6 +43,7 @@ pub use changes::{
 pub use db::{parse_database_url, Backend, SqlStore, StoreConfig, POOL_SIZE_DEFAULT};
 pub use error::StoreError;
 pub use records::*;
+pub use search::{EVENTS_BY_IDS_MAX, SEARCH_PAGE_EVENTS_MAX};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -82,6 +84,11 @@ pub trait CatalogStore: Send + Sync {
         filter: &EventFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<EventRecord>>;
+    /// The events of `ids` that exist, in no particular order (at most
+    /// `EVENTS_BY_IDS_MAX` ids).
+    async fn events_by_ids(&self, ids: &[EventId]) -> StoreResult<Vec<EventRecord>>;
+    /// Events with their shows and venues, for the search index.
+    async fn search_documents(&self, scope: SearchScope<'_>) -> StoreResult<Vec<SearchDocument>>;
     /// Creates the show and its whole inventory (one row per seat, one per
     /// standing section) in one transaction.
     async fn insert_show(

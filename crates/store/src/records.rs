@@ -53,7 +53,11 @@ pub struct EventRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Filters of `GET /v1/events`; `query` is a case-insensitive substring.
+/// Filters of `GET /v1/events`. The store takes `query` as a
+/// case-insensitive substring; the service answers queries with text from
+/// its search index instead (`services::search`) and keeps this only for
+/// the other filters. `city`, `from` and `to` must hold for one show that
+/// is not `CANCELLED`.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     pub query: Option<String>,
@@ -61,6 +65,51 @@ pub struct EventFilter {
     pub genre: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+}
+
+/// What the search index needs of one event: the event and its shows, each
+/// with its venue's name and city.
+#[derive(Debug, Clone)]
+pub struct SearchDocument {
+    pub event: EventRecord,
+    /// In order of `starts_at`, cancelled ones included.
+    pub shows: Vec<SearchShow>,
+}
+
+impl SearchDocument {
+    /// The latest change of the event or one of its shows.
+    pub fn changed_at(&self) -> DateTime<Utc> {
+        self.shows
+            .iter()
+            .map(|show| show.updated_at)
+            .fold(self.event.updated_at, DateTime::max)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchShow {
+    pub id: ShowId,
+    pub starts_at: DateTime<Utc>,
+    pub status: ShowStatus,
+    pub venue_name: String,
+    pub city: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which events [`crate::CatalogStore::search_documents`] returns.
+#[derive(Debug, Clone, Copy)]
+pub enum SearchScope<'a> {
+    /// Every event, a page at a time (building the index): up to `limit`
+    /// events with IDs after `after`, by ID.
+    All {
+        after: Option<&'a EventId>,
+        limit: u32,
+    },
+    /// Events whose row, or one of whose shows' rows, has an `updated_at`
+    /// at or after this time (another node's creates and updates).
+    ChangedSince(DateTime<Utc>),
+    /// One event (this node's own change).
+    Event(&'a EventId),
 }
 
 /// Stored as JSON in the show row; fields added later default when read

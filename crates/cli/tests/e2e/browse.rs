@@ -27,8 +27,8 @@ async fn ids(app: &TestApp, path: &str) -> Result<BTreeSet<String>, String> {
         .unwrap_or_default())
 }
 
-/// `q` (a case-insensitive substring until real search lands), `genre`,
-/// `city`, `from` and `to`.
+/// `q` (full text with typos and prefixes, see `search.rs` for more),
+/// `genre`, `city`, `from` and `to`.
 async fn search_filters(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let berlin = app
@@ -66,6 +66,7 @@ async fn search_filters(backend: Backend) {
     for (path, expected) in [
         ("/v1/events?q=moonlight".to_string(), only(&moonlight)),
         ("/v1/events?q=MOONLI".to_string(), only(&moonlight)),
+        ("/v1/events?q=moonlihgt".to_string(), only(&moonlight)),
         ("/v1/events?q=thunder%20brass".to_string(), only(&thunder)),
         ("/v1/events?genre=jazz".to_string(), only(&thunder)),
         ("/v1/events?city=Munich".to_string(), only(&thunder)),

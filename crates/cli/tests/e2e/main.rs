@@ -25,5 +25,6 @@ mod nodes;
 mod race;
 mod rate_limits;
 mod redis;
+mod search;
 mod seat_stream;
 mod waiting_room;

@@ -7,6 +7,7 @@ use boxoffice_services::catalog::{
     EventInput, EventPatchInput, EventView, SalesView, SeatMapView, ShowInput, ShowPatchInput,
     ShowView, VenueView,
 };
+use boxoffice_services::search::{SuggestionsView, SUGGEST_LIMIT_DEFAULT, SUGGEST_LIMIT_MAX};
 use boxoffice_services::ServiceError;
 use boxoffice_store::EventFilter;
 use chrono::{DateTime, Utc};
@@ -110,10 +111,21 @@ fn parse_time(field: &str, value: &Option<String>) -> Result<Option<DateTime<Utc
     }
 }
 
-/// Search events: `q` (case-insensitive substring for now), `city`, `genre`, `from`, `to`.
+/// Search events. With `q`: full text over title, performer, description,
+/// genre, tags, venue names and cities; every word must match, with typos
+/// (one edit from 5 letters, two from 8) and the last word as a prefix
+/// while it is being typed (no trailing space); ranked by relevance, then
+/// the next show, at most 1,000 results deep. Without `q`: every event that
+/// passes the filters, by ID. `city`, `from` and `to` must hold for one show
+/// that is not cancelled.
 #[utoipa::path(get, path = "/v1/events", tag = "events",
-    params(("q" = Option<String>, Query), ("city" = Option<String>, Query), ("genre" = Option<String>, Query),
-        ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    params(("q" = Option<String>, Query, description = "words to search for, at most 200 characters and 16 words, no control characters"),
+        ("city" = Option<String>, Query, description = "a show's venue is in this city (case-insensitive)"),
+        ("genre" = Option<String>, Query, description = "the event's genre (case-insensitive)"),
+        ("from" = Option<String>, Query, description = "a show starts at or after this RFC 3339 time"),
+        ("to" = Option<String>, Query, description = "a show starts at or before this RFC 3339 time"),
+        ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page, with the same parameters")),
     responses((status = 200, body = ListView<EventView>), (status = 400, description = "invalid_request")))]
 pub async fn list_events(
     State(state): State<AppState>,
@@ -133,6 +145,46 @@ pub async fn list_events(
     };
     Ok(ListView::of(
         state.services.catalog.search_events(filter, &page).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SuggestQuery {
+    q: Option<String>,
+    limit: Option<String>,
+}
+
+/// Type-ahead: events whose title or performer match what was typed so far
+/// (the last word as a prefix, typos tolerated), best first. Small and
+/// fast: served from the node's index, no database read.
+#[utoipa::path(get, path = "/v1/events/suggest", tag = "events",
+    params(("q" = String, Query, description = "what was typed so far: 1 to 200 characters, at most 16 words, no control characters"),
+        ("limit" = Option<u32>, Query, description = "1 to 20, default 8")),
+    responses((status = 200, body = SuggestionsView), (status = 400, description = "invalid_request: `q` missing, empty or too long, or `limit` out of range")))]
+pub async fn suggest_events(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<SuggestQuery>,
+) -> Result<Json<SuggestionsView>, ApiError> {
+    let limit = match query.limit.as_deref() {
+        None => SUGGEST_LIMIT_DEFAULT,
+        Some(raw) => raw
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| (1..=SUGGEST_LIMIT_MAX).contains(limit))
+            .ok_or_else(|| {
+                ServiceError::invalid(
+                    "limit",
+                    format!("must be an integer from 1 to {SUGGEST_LIMIT_MAX}"),
+                )
+            })?,
+    };
+    Ok(Json(
+        state
+            .services
+            .catalog
+            .suggest_events(query.q.as_deref(), limit)
+            .await?,
     ))
 }
 
