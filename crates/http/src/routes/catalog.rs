@@ -113,7 +113,7 @@ fn parse_time(field: &str, value: &Option<String>) -> Result<Option<DateTime<Utc
 
 /// Search events. With `q`: full text over title, performer, description,
 /// genre, tags, venue names and cities; every word must match, with typos
-/// (one edit from 5 letters, two from 8) and the last word as a prefix
+/// (one edit from 5 letters, two from 8) and the last word as a prefix of names
 /// while it is being typed (no trailing space); ranked by relevance, then
 /// the next show, at most 1,000 results deep. Without `q`: every event that
 /// passes the filters, by ID. `city`, `from` and `to` must hold for one show
