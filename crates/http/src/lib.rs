@@ -9,10 +9,12 @@
 //! - [`error`]: the single mapping from errors to problem+json.
 //! - [`rate_limit`]: the rate limits in front of the routes.
 //! - [`openapi`]: the generated OpenAPI document.
+//! - [`pages`]: the web pages for buyers, organizers and door staff.
 
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod pages;
 pub mod rate_limit;
 pub mod routes;
 
@@ -239,6 +241,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sandbox/charges", get(booking::sandbox_charges))
         // Matched routes only: requests are classified by the route's pattern.
         .route_layer(limits)
+        .merge(pages::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_SIZE_MAX_BYTES))

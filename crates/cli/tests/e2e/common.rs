@@ -190,6 +190,11 @@ impl TestApp {
 
     /// Starts another server process on the same database: a second node.
     /// It is killed when the returned [`Peer`] is dropped.
+    /// The process ID of the server (for reading its memory use).
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().and_then(|server| server.child.id())
+    }
+
     pub async fn spawn_peer(&self) -> Peer {
         let (server, base_url) = start_server(&self.database_url, &self.env).await;
         let api = Api {

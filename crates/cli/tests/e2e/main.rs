@@ -22,6 +22,7 @@ mod crash;
 mod flow;
 mod idempotency;
 mod nodes;
+mod pages;
 mod race;
 mod rate_limits;
 mod redis;

@@ -166,3 +166,150 @@ async fn changes_on_another_node_reach_the_stream(backend: Backend) {
         "the change took {elapsed:?} to reach the other node's stream"
     );
 }
+
+/// Clients that connect and then never read.
+const STUCK_CLIENTS: usize = 24;
+/// Buyers changing the map at once, and the hold/release rounds each does.
+const STORM_BUYERS: usize = 8;
+const STORM_ROUNDS: usize = 250;
+/// Seats per hold: the largest hold, so each change event is big.
+const STORM_SEATS_PER_HOLD: u32 = 20;
+/// What the server may grow by while the stuck clients miss the storm. If
+/// it kept every missed change for every stuck client it would need about
+/// STUCK_CLIENTS × 2 × STORM_BUYERS × STORM_ROUNDS × ~800 bytes ≈ 77 MB.
+const RSS_GROWTH_MAX_BYTES: u64 = 24 * 1024 * 1024;
+
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|error| panic!("/proc/{pid}/status: {error}"));
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(|kilobytes| kilobytes * 1024)
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// A connection that asks for the stream and then never reads: a tiny
+/// receive window, so the server's writes stall almost at once.
+async fn stuck_client(app: &Api, show_id: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let address: std::net::SocketAddr = app
+        .base_url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the test server's address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut stream = socket.connect(address).await.expect("connect");
+    let request = format!(
+        "GET /v1/shows/{show_id}/seats/stream HTTP/1.1\r\nHost: {address}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the request");
+    stream
+}
+
+/// Clients that never read do not make the server buffer what they miss:
+/// while they sit on their connections, a storm of big changes passes and
+/// the server's memory stays put; a client that does read sees it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_never_reads_does_not_grow_server_memory() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("BOXOFFICE_RATE_LIMITS", "off")]).await;
+    let pid = app.server_pid().expect("the server's pid");
+    let fixture = app
+        .fixture(50, 100, None, json!({"max_tickets_per_user": 40}))
+        .await;
+    let show_id = fixture.show_id.clone();
+    let buyers = app.register_users(STORM_BUYERS).await;
+
+    let mut reader = open_stream(&app, &show_id, None).await;
+    let snapshot = reader.next(Duration::from_secs(30)).await;
+    assert_eq!(snapshot.name, "snapshot", "{snapshot:?}");
+    let mut stuck = Vec::new();
+    for _ in 0..STUCK_CLIENTS {
+        stuck.push(stuck_client(&app, &show_id).await);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = resident_bytes(pid);
+
+    let storm = buyers.iter().enumerate().map(|(index, buyer)| {
+        let api = app.api.clone();
+        let token = buyer.token.clone();
+        let show_id = show_id.clone();
+        let row = index + 1;
+        tokio::spawn(async move {
+            let seats: Vec<String> = (1..=STORM_SEATS_PER_HOLD)
+                .map(|n| format!("{SEATED_SECTION}-{row}-{n}"))
+                .collect();
+            let seats: Vec<&str> = seats.iter().map(String::as_str).collect();
+            for _ in 0..STORM_ROUNDS {
+                let held = api.hold_seats(&token, &show_id, &seats).await;
+                let hold_id = id_of(held.expect(201, "hold"), &held);
+                let released = api
+                    .delete(&format!("/v1/holds/{hold_id}"), Some(&token))
+                    .await;
+                assert_eq!(released.status(), 204, "release {hold_id}");
+            }
+        })
+    });
+    // Read along while the storm runs, as a live client does.
+    let (version_tx, mut version_rx) = tokio::sync::watch::channel(0i64);
+    let reading = tokio::spawn(async move {
+        loop {
+            let event = reader.next(Duration::from_secs(30)).await;
+            // `changes`, or a fresh `snapshot` if this client fell behind.
+            assert!(
+                event.name == "changes" || event.name == "snapshot",
+                "unexpected event {event:?}"
+            );
+            if let Some(version) = event.data["version"].as_i64() {
+                let _ = version_tx.send(version);
+            }
+        }
+    });
+    for task in futures::future::join_all(storm).await {
+        task.expect("a storm task");
+    }
+    let after = resident_bytes(pid);
+    let final_version = app.seat_map(&show_id).await["version"]
+        .as_i64()
+        .expect("the map's version");
+    let caught_up = tokio::time::timeout(
+        Duration::from_secs(10),
+        version_rx.wait_for(|seen| *seen >= final_version),
+    )
+    .await
+    .map(|result| result.is_ok());
+    assert_eq!(
+        caught_up,
+        Ok(true),
+        "the reading client did not reach version {final_version} (it is at {})",
+        *version_rx.borrow()
+    );
+    reading.abort();
+
+    let growth = after.saturating_sub(before);
+    println!(
+        "server RSS {} MiB before, {} MiB after the storm ({} KiB growth) with {STUCK_CLIENTS} stuck clients",
+        before / 1024 / 1024,
+        after / 1024 / 1024,
+        growth / 1024
+    );
+    assert!(
+        growth < RSS_GROWTH_MAX_BYTES,
+        "the server grew by {growth} bytes while {STUCK_CLIENTS} clients did not read"
+    );
+    // The server still answers new streams.
+    let mut fresh = open_stream(&app, &show_id, None).await;
+    assert_eq!(fresh.next(Duration::from_secs(30)).await.name, "snapshot");
+    drop(stuck);
+}
