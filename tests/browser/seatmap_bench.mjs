@@ -119,7 +119,7 @@ export async function measureRender(page, { url, repetitions = 5, timeoutMs = 60
   await preparePage(page);
   const render = [];
   const loadToRender = [];
-  const phases = { parseMs: [], buildMs: [], domMs: [] };
+  const phases = { parseMs: [], modelMs: [], layoutMs: [], markupMs: [], domMs: [], frameMs: [] };
   let seats = null;
   for (let i = 0; i < repetitions; i++) {
     const started = performance.now();

@@ -218,3 +218,11 @@
     layoutPreview();
   });
 })();
+
+// While waiting in a show's waiting room, the page reloads itself to show
+// the new position (and, once admitted, the seat picker's forms).
+document.addEventListener("DOMContentLoaded", function () {
+  "use strict";
+  if (!document.querySelector("[data-queue-waiting]")) return;
+  setTimeout(function () { window.location.reload(); }, 5000);
+});

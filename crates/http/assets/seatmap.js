@@ -708,7 +708,9 @@
       this.model = model;
       this.version = model.version;
 
+      const modelled = now();
       const layout = computeLayout(model);
+      const laidOut = now();
       const markup = svgMarkup(model, layout, (seat) => this.seatClass(seat));
       const built = now();
       const svg = this.canvas.draw(markup);
@@ -720,9 +722,18 @@
       if (taken.length) this.tellTaken(taken);
       this.selectionChanged();
       Object.assign(this.stats, { seats: model.seats.length, version: model.version });
-      const phases = { parseMs: parsed - started, buildMs: built - parsed, domMs: inDom - built };
+      // Where the time goes: JSON.parse, lookups, geometry, markup string,
+      // innerHTML (+ legend), and the frame (style, layout, paint).
+      const phases = {
+        parseMs: parsed - started,
+        modelMs: modelled - parsed,
+        layoutMs: laidOut - modelled,
+        markupMs: built - laidOut,
+        domMs: inDom - built,
+      };
       afterNextPaint(() => {
         const renderMs = now() - started;
+        phases.frameMs = renderMs - (inDom - started);
         this.stats.renderMs = renderMs;
         this.stats.renderPhases = phases;
         emit(this.element, 'seatmap:rendered', {

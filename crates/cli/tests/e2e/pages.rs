@@ -10,7 +10,11 @@ use serde_json::json;
 
 use crate::common::*;
 
-both_backends!(pages_serve_and_guard, forms_work_without_javascript);
+both_backends!(
+    pages_serve_and_guard,
+    forms_work_without_javascript,
+    the_waiting_room_through_the_pages
+);
 
 fn browser() -> Client {
     Client::builder()
@@ -264,4 +268,84 @@ async fn forms_work_without_javascript(backend: Backend) {
     let (_, page) = get_page(&client, &app.url(&location(&response)), Some(&session)).await;
     assert!(page.contains("Cancelled and refunded"), "{page}");
     assert_eq!(app.seat_map(&fixture.show_id).await["summary"]["booked"], 0);
+}
+
+fn hidden_value(page: &str, name: &str) -> Option<String> {
+    page.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(str::to_string)
+}
+
+/// A show with a waiting room: the seat picker offers to join; once
+/// admitted its forms carry the admission token and holding works.
+async fn the_waiting_room_through_the_pages(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = browser();
+    let fixture = app
+        .fixture(
+            2,
+            5,
+            None,
+            json!({"waiting_room": {"enabled": true, "admit_per_minute": 60000}}),
+        )
+        .await;
+    let user = app.register_user().await;
+    let show_url = app.url(&format!("/shows/{}", fixture.show_id));
+
+    let (status, page) = get_page(&client, &show_url, Some(&user.token)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("data-queue-join"), "{page}");
+    let hold_url = format!("{show_url}/hold");
+    let response = post_form(
+        &client,
+        &hold_url,
+        Some(&user.token),
+        &[("mode", "best"), ("quantity", "1")],
+    )
+    .await;
+    assert_eq!(response.status(), 403, "no admission, no hold");
+    assert!(response
+        .text()
+        .await
+        .unwrap_or_default()
+        .contains("admission_required"));
+
+    let response = post_form(
+        &client,
+        &format!("{show_url}/queue"),
+        Some(&user.token),
+        &[],
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    let ticket_path = location(&response);
+    assert!(ticket_path.contains("?ticket=qtk_"), "{ticket_path}");
+    let mut admitted_page = None;
+    for _ in 0..50 {
+        let (_, page) = get_page(&client, &app.url(&ticket_path), Some(&user.token)).await;
+        if page.contains("data-queue-status=\"ADMITTED\"") {
+            admitted_page = Some(page);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let page = admitted_page.expect("admitted within 10 s at 60,000 a minute");
+    let token =
+        hidden_value(&page, "admission_token").expect("the forms carry the admission token");
+    let ticket = hidden_value(&page, "ticket").unwrap_or_default();
+    let response = post_form(
+        &client,
+        &hold_url,
+        Some(&user.token),
+        &[
+            ("mode", "best"),
+            ("quantity", "2"),
+            ("admission_token", &token),
+            ("ticket", &ticket),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 303, "held with the admission");
+    assert!(location(&response).starts_with("/holds/hld_"));
 }

@@ -162,8 +162,15 @@ pub async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
+    PageQuery(query): PageQuery<TicketQuery>,
 ) -> PageResult {
-    show_page(&state, &viewer, &id, None).await
+    show_page(&state, &viewer, &id, query.ticket.as_deref(), None).await
+}
+
+#[derive(Deserialize, Default)]
+pub struct TicketQuery {
+    /// The viewer's waiting-room ticket for this show.
+    ticket: Option<String>,
 }
 
 struct StandingSection {
@@ -197,22 +204,33 @@ async fn show_page(
     state: &AppState,
     viewer: &Viewer,
     id: &str,
+    ticket: Option<&str>,
     problem: Option<Problem>,
 ) -> PageResult {
     let show = state.services.catalog.show(id).await?;
+    let room = match show.waiting_room.enabled {
+        true => Some(super::queue::room_panel(state, viewer, &show, ticket).await),
+        false => None,
+    };
+    let admission_token = room.as_ref().and_then(|room| room.admission_token.clone());
+    let admission = html! {
+        @if let Some(token) = &admission_token {
+            input type="hidden" name="admission_token" value=(token);
+            input type="hidden" name="ticket" value=(ticket.unwrap_or(""));
+        }
+    };
     let standing = standing_sections(state, &show).await;
     let status = problem.as_ref().map(|p| p.status).unwrap_or(StatusCode::OK);
-    let on_sale = show.status == "ON_SALE";
+    // With a waiting room, holding waits for an admission.
+    let on_sale = show.status == "ON_SALE" && (room.is_none() || admission_token.is_some());
     let max = show.max_tickets_per_user.max(1);
     let title = format!("{} · {}", show.event.title, when(&show.starts_at));
     let markup = Shell::new(viewer, &title).with_seat_map().render(html! {
         h1 { (show.event.title) }
         p.meta { (when(&show.starts_at)) " · " (show.venue.name) ", " (show.venue.city) }
         @if let Some(problem) = &problem { (problem_box(problem)) }
-        @if !on_sale { (notice(&format!("{}: seats cannot be held right now.", show_status_words(&show)))) }
-        @if show.waiting_room.enabled {
-            (notice("This show has a waiting room: holds need an admission from the queue, which these pages do not offer yet. Use the API or an app."))
-        }
+        @if show.status != "ON_SALE" { (notice(&format!("{}: seats cannot be held right now.", show_status_words(&show)))) }
+        @if let Some(room) = &room { (room.markup) }
         section.picker {
             div.seat-map data-seat-map data-show-id=(show.id)
                 data-stream-url={ "/v1/shows/" (show.id) "/seats/stream" }
@@ -222,6 +240,7 @@ async fn show_page(
             div.legend data-seat-map-legend {}
             form.stack.hold-form method="post" action={ "/shows/" (show.id) "/hold" } data-seat-form {
                 input type="hidden" name="mode" value="seats";
+                (admission)
                 p data-selection-summary { "No seats selected. Click seats on the map." }
                 button type="submit" disabled[!on_sale] data-hold-selected { "Hold selected seats" }
             }
@@ -230,6 +249,7 @@ async fn show_page(
             h2 { "Or let us choose" }
             form.inline-form method="post" action={ "/shows/" (show.id) "/hold" } data-best-form {
                 input type="hidden" name="mode" value="best";
+                (admission)
                 label { "Seats" (quantity_select(max)) }
                 label { "Category"
                     select name="category" {
@@ -244,6 +264,7 @@ async fn show_page(
             @for section in &standing {
                 form.inline-form method="post" action={ "/shows/" (show.id) "/hold" } data-standing-form=(section.id) {
                     input type="hidden" name="mode" value="standing";
+                    (admission)
                     input type="hidden" name="section" value=(section.id);
                     label { (section.name) " (standing"
                         @if let Some(price) = show.prices.get(&section.category) { ", " (money(price)) }
@@ -304,10 +325,12 @@ pub async fn hold(
 ) -> PageResult {
     let caller = viewer.require_user(&format!("/shows/{id}"))?;
     let input = hold_input(&id, &form);
+    let admission = form.non_blank("admission_token");
+    let ticket = form.non_blank("ticket");
     match state
         .services
         .booking
-        .hold(&caller, input, None, None)
+        .hold(&caller, input, admission.as_deref(), None)
         .await
     {
         Ok(Replayable::Fresh(hold)) => {
@@ -315,7 +338,10 @@ pub async fn hold(
         }
         Ok(Replayable::Replay(_)) => Ok(Redirect::to(&format!("/shows/{id}")).into_response()),
         Err(ServiceError::NotFound { .. }) => Err(PageError::NotFound),
-        Err(error) => show_page(&state, &viewer, &id, Some(problem_of_service(&error))).await,
+        Err(error) => {
+            let problem = problem_of_service(&error);
+            show_page(&state, &viewer, &id, ticket.as_deref(), Some(problem)).await
+        }
     }
 }
 

@@ -23,6 +23,7 @@ mod buyer;
 mod door;
 mod form;
 mod layout;
+mod queue;
 mod session;
 mod tickets;
 
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/events/{id}", get(buyer::event))
         .route("/shows/{id}", get(buyer::show))
         .route("/shows/{id}/hold", post(buyer::hold))
+        .route("/shows/{id}/queue", post(queue::join))
         .route("/holds/{id}", get(buyer::hold_page))
         .route("/holds/{id}/pay", post(buyer::pay))
         .route("/holds/{id}/release", post(buyer::release))
