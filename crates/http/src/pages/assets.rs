@@ -15,6 +15,11 @@ struct Asset {
 
 const ASSETS: &[Asset] = &[
     Asset {
+        name: "favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_str!("../../assets/favicon.svg"),
+    },
+    Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
         body: include_str!("../../assets/app.css"),
@@ -60,4 +65,10 @@ pub async fn asset(Path(name): Path<String>) -> Result<Response, PageError> {
         HeaderValue::from_static("nosniff"),
     );
     Ok(response)
+}
+
+/// Browsers ask for `/favicon.ico` on pages without an icon link (the API
+/// docs page, a JSON answer opened in a tab).
+pub async fn favicon() -> Result<Response, PageError> {
+    asset(Path("favicon.svg".to_string())).await
 }

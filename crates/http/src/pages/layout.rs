@@ -139,6 +139,7 @@ impl<'a> Shell<'a> {
                     meta charset="utf-8";
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { (self.title) " · boxoffice" }
+                    link rel="icon" href="/assets/favicon.svg" type="image/svg+xml";
                     @for style in &self.styles {
                         link rel="stylesheet" href={ "/assets/" (style) };
                     }

@@ -77,4 +77,5 @@ pub fn router() -> Router<AppState> {
         .route("/admin/shows/{id}/sales", get(admin::sales))
         .route("/checkin", get(door::checkin_page).post(door::checkin))
         .route("/assets/{name}", get(assets::asset))
+        .route("/favicon.ico", get(assets::favicon))
 }
