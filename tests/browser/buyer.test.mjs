@@ -28,6 +28,9 @@ test("a buyer searches with a typo, picks two seats, holds, pays with tok_visa a
   const { showId } = await server.api.newShow(admin, {
     event: { title: "Coldplay: Music of the Spheres", performer: "Coldplay", genre: "pop" },
   });
+  // Someone was faster for a few seats: the map shows them booked.
+  const early = await server.api.newUser("early");
+  await server.api.book(early.token, showId, ["B-1-5", "B-1-6", "B-1-7", "B-1-8"]);
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
 
@@ -55,6 +58,7 @@ test("a buyer searches with a typo, picks two seats, holds, pays with tok_visa a
   assert.match(await seatState(page, "A-1-5"), /selected/);
   assert.match(await seatState(page, "A-1-6"), /selected/);
   assert.match(await page.textContent("[data-selection-summary]"), /A-1-5/);
+  assert.match(await seatState(page, "B-1-5"), /\bbooked\b/);
   await screenshot(page, "buyer-2-seat-picker");
   await page.click("[data-hold-selected]");
 

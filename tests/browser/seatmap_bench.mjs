@@ -142,13 +142,16 @@ export async function measureRender(page, { url, repetitions = 5, timeoutMs = 60
  * On a page whose map is drawn, calls `triggerChange({index, page})`
  * `changes` times (awaiting it, then the page's `seatmap:applied`, then
  * `pauseMs`). triggerChange must cause at least one `changes` event for the
- * page's show. Returns {applyMs, workMs, endToEndMs} summaries; endToEndMs is
- * from calling triggerChange to the applied event (includes the server).
+ * page's show. Returns {applyMs, workMs, frameMs, endToEndMs} summaries:
+ * applyMs as defined in seatmap.js (handler start to painted frame), workMs
+ * its synchronous part, frameMs the painted frame alone (rAF to painted),
+ * endToEndMs from calling triggerChange to the applied event (with server).
  */
 export async function measureApply(page, { triggerChange, changes = 50, pauseMs = 100, timeoutMs = 30000 }) {
   await preparePage(page);
   const apply = [];
   const work = [];
+  const frame = [];
   const endToEnd = [];
   for (let i = 0; i < changes; i++) {
     const index = await page.evaluate(() => window.__bench.applied.length);
@@ -159,12 +162,14 @@ export async function measureApply(page, { triggerChange, changes = 50, pauseMs 
     endToEnd.push(performance.now() - started);
     apply.push(detail.applyMs);
     work.push(detail.workMs);
+    frame.push(detail.frameMs);
     // Let a trigger that caused several events finish before the next one.
     await sleep(pauseMs);
   }
   return {
     applyMs: { ...summarize(apply), samples: apply.map(round) },
     workMs: summarize(work),
+    frameMs: summarize(frame),
     endToEndMs: summarize(endToEnd),
   };
 }
@@ -189,6 +194,7 @@ export async function measureSeatMap(
     renderPhases: render.phases,
     apply: apply && apply.applyMs,
     applyWork: apply && apply.workMs,
+    applyFrame: apply && apply.frameMs,
     applyEndToEnd: apply && apply.endToEndMs,
     errors: [...errorsOf(page)],
   };

@@ -76,13 +76,57 @@ test(`a ${SEATS}-seat map renders and applies changes in Chromium (measured)`, a
     changes: CHANGES,
   });
   await screenshot(page, "seatmap-50k");
+  const naive = await naiveBaseline(page, `${server.baseUrl}/v1/shows/${showId}/seats`);
   await context.close();
+  result.naiveBaseline = naive;
 
   writeFileSync(path.join(SCREENSHOTS, "seatmap-50k.json"), JSON.stringify(result, null, 2));
   console.log(`# ${SEATS} seats: render ms ${JSON.stringify(result.render)}`);
   console.log(`# ${SEATS} seats: apply ms ${JSON.stringify(result.apply)}`);
+  console.log(`# naive baseline (flat SVG of <rect>s, same run): ${JSON.stringify(naive)}`);
   assert.equal(result.domSeats, SEATS, "every seat is drawn");
   assert.equal(result.render.n, PAGE_LOADS, "every load was measured");
   assert.equal(result.apply.n, CHANGES, "every change was applied");
   assert.deepEqual(result.errors, [], "no page errors");
 });
+
+/**
+ * The naive way, measured in the same browser and run as a baseline: one
+ * flat SVG with a <rect> per seat from the same seat map, set with
+ * innerHTML; a change sets one rect's class. Times run from the start of
+ * the work to the end of the next painted frame, as seatmap.js measures.
+ */
+async function naiveBaseline(page, seatsUrl) {
+  await page.goto("about:blank");
+  const map = await (await fetch(seatsUrl)).json();
+  return page.evaluate(async (seatMap) => {
+    const painted = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+    const median = (values) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)];
+    const renders = [];
+    for (let load = 0; load < 5; load += 1) {
+      document.body.innerHTML = "";
+      await painted();
+      const started = performance.now();
+      const columns = 400;
+      const parts = seatMap.seats.map((seat, index) =>
+        `<rect x="${(index % columns) * 4}" y="${Math.floor(index / columns) * 4}" width="3" height="3" ` +
+        `class="${seat.status.toLowerCase()}" data-seat-id="${seat.id}"></rect>`);
+      const rows = Math.ceil(seatMap.seats.length / columns);
+      document.body.innerHTML = `<svg viewBox="0 0 ${columns * 4} ${rows * 4}" width="1200">${parts.join("")}</svg>`;
+      await painted();
+      renders.push(performance.now() - started);
+    }
+    const rects = document.querySelectorAll("rect");
+    const applies = [];
+    for (let change = 0; change < 40; change += 1) {
+      const started = performance.now();
+      const rect = rects[(change * 997) % rects.length];
+      rect.setAttribute("class", change % 2 ? "available" : "held");
+      rect.setAttribute("fill", change % 2 ? "#2e9d4f" : "#e7c98b");
+      await painted();
+      applies.push(performance.now() - started);
+    }
+    return { renderMedianMs: Math.round(median(renders)), applyMedianMs: Math.round(median(applies) * 10) / 10,
+      renderMs: renders.map(Math.round), applyMaxMs: Math.round(Math.max(...applies) * 10) / 10 };
+  }, map);
+}

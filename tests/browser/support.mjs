@@ -137,6 +137,8 @@ export class Api {
       sections: [
         { id: "A", name: "Block A", kind: "seated", category: "premium",
           rows: [{ label: "1", seats: 10 }, { label: "2", seats: 10 }] },
+        { id: "B", name: "Block B", kind: "seated", category: "standard",
+          rows: [{ label: "1", seats: 12 }, { label: "2", seats: 14 }, { label: "3", seats: 14 }] },
         { id: "FLOOR", name: "Floor", kind: "standing", category: "ga", capacity: 50 },
       ],
     };
@@ -153,6 +155,7 @@ export class Api {
         starts_at: startsAt,
         prices: prices ?? {
           premium: { amount: 5000, currency: "EUR" },
+          standard: { amount: 3500, currency: "EUR" },
           ga: { amount: 2000, currency: "EUR" },
         },
         ...show,

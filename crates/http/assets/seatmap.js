@@ -22,7 +22,8 @@
  *   applyMs: from the start of the `changes` event handler (before
  *     JSON.parse) until the end of the next painted frame, measured the same
  *     way. It includes waiting for that frame (up to one vsync, 16.7 ms at
- *     60 Hz); the synchronous part alone is reported as `workMs`.
+ *     60 Hz); the handler's synchronous part is also reported as `workMs`,
+ *     and the frame itself (requestAnimationFrame to painted) as `frameMs`.
  */
 (function () {
   'use strict';
@@ -61,13 +62,17 @@
 
   const now = () => performance.now();
 
-  /** Calls back once the next frame has been painted (see renderMs above). */
+  /**
+   * Calls back once the next frame has been painted (see renderMs above),
+   * with the time that frame started (its requestAnimationFrame callback).
+   */
   function afterNextPaint(callback) {
     requestAnimationFrame(() => {
+      const frameStart = now();
       const channel = new MessageChannel();
       channel.port1.onmessage = () => {
         channel.port1.close();
-        callback();
+        callback(frameStart);
       };
       channel.port2.postMessage(null);
     });
@@ -816,16 +821,21 @@
       this.updateLegendCounts();
       this.stats.version = data.version;
       const workMs = now() - started;
-      afterNextPaint(() => {
-        const applyMs = now() - started;
+      afterNextPaint((frameStart) => {
+        const end = now();
+        const applyMs = end - started;
+        // The frame's own style, layout and paint; the rest is waiting for it.
+        const frameMs = end - frameStart;
         const samples = this.stats.applyMs;
         samples.push(applyMs);
         if (samples.length > APPLY_SAMPLES) samples.shift();
         this.stats.lastApplyMs = applyMs;
         this.stats.lastApplyWorkMs = workMs;
+        this.stats.lastApplyFrameMs = frameMs;
         emit(this.element, 'seatmap:applied', {
           applyMs,
           workMs,
+          frameMs,
           version: data.version,
           seats: (data.seats || []).length,
         });
