@@ -30,6 +30,7 @@ export async function startServer(extraEnv = {}) {
     DATABASE_URL: `sqlite://${path.join(dir, "boxoffice.db")}`,
     BOXOFFICE_ADMIN_EMAIL: ADMIN_EMAIL,
     BOXOFFICE_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    BOXOFFICE_MAILBOX_DIR: path.join(dir, "mailbox"),
     ...extraEnv,
   };
   // One process, one embedded database: nothing shared with other runs.

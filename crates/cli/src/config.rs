@@ -259,6 +259,8 @@ pub struct ServeArgs {
     pub admin: AdminAccountArgs,
     #[command(flatten)]
     pub rate_limits: crate::rate_limits::RateLimitArgs,
+    #[command(flatten)]
+    pub notifications: crate::notifications::NotificationArgs,
     /// Expire this node's holds by a timer at their `expires_at` (a delay
     /// queue). `false` leaves expiry to the sweep below; availability never
     /// waits for either (an expired hold never blocks).

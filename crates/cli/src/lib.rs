@@ -15,6 +15,7 @@ pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod loadtest;
+pub mod notifications;
 pub mod rate_limits;
 pub mod serve;
 

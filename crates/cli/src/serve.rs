@@ -58,6 +58,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
 
+    let outbox = args.notifications.dispatcher_config();
+    // A wrong SMTP URL or an unwritable mailbox stops the start, loudly.
+    boxoffice_services::notifications::mail::MailTransport::new(&outbox.mail)
+        .map_err(|error| anyhow::anyhow!("e-mail: {error}"))?;
     let (stop_background, background_stopped) = watch::channel(false);
     let background = boxoffice_services::spawn_background(
         services.clone(),
@@ -65,6 +69,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             expiry_timer: args.expiry_timer,
             expiry_sweep_interval: Duration::from_millis(args.expiry_interval_ms),
             reconcile_interval: Duration::from_secs(args.reconcile_interval_seconds),
+            outbox: Some(outbox),
         },
         background_stopped,
     );

@@ -163,6 +163,18 @@ define_id!(
     QueueTicketId,
     "qtk"
 );
+define_id!(
+    /// Something that happened that other systems hear about (a booking
+    /// confirmed, cancelled…); consumers deduplicate on it.
+    DomainEventId,
+    "dom"
+);
+define_id!(
+    /// One delivery of a domain event to one channel (e-mail, SMS, NATS…),
+    /// a row of the transactional outbox.
+    OutboxMessageId,
+    "obx"
+);
 
 #[cfg(test)]
 mod tests {
@@ -269,10 +281,12 @@ mod tests {
             PaymentId::PREFIX,
             AuditId::PREFIX,
             QueueTicketId::PREFIX,
+            DomainEventId::PREFIX,
+            OutboxMessageId::PREFIX,
         ];
         assert_eq!(
             prefixes,
-            ["usr", "ven", "evt", "shw", "hld", "bkg", "tkt", "pay", "aud", "qtk"]
+            ["usr", "ven", "evt", "shw", "hld", "bkg", "tkt", "pay", "aud", "qtk", "dom", "obx"]
         );
         assert!(AuditId::parse(AuditId::generate(1, 2).as_str()).is_ok());
         assert!(PaymentId::parse(PaymentId::generate(1, 2).as_str()).is_ok());

@@ -83,6 +83,8 @@ impl SpawnedServer {
             // what the rate limits exist to stop. Only a spawned server is
             // told so.
             .env("BOXOFFICE_RATE_LIMITS", "off")
+            // The tickets' e-mails land beside the server's log.
+            .env("BOXOFFICE_MAILBOX_DIR", folder.join("mailbox"))
             .env_remove("BOXOFFICE_DEMO")
             .env_remove("BOXOFFICE_METRICS_LISTEN")
             .stdin(Stdio::null())

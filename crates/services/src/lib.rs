@@ -34,6 +34,7 @@ pub mod clock;
 pub mod error;
 pub mod expiry;
 pub mod inventory;
+pub mod notifications;
 pub mod payments;
 pub mod rate_limit;
 mod redis_connection;
@@ -176,13 +177,16 @@ impl Services {
 }
 
 /// Background work of a node.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BackgroundConfig {
     /// Expire this node's holds by a timer at their deadlines.
     pub expiry_timer: bool,
     /// The safety-net sweep for holds no live node's timer knows.
     pub expiry_sweep_interval: Duration,
     pub reconcile_interval: Duration,
+    /// Deliver the outbox (e-mails…) from this node; `None` leaves it to
+    /// other nodes.
+    pub outbox: Option<notifications::DispatcherConfig>,
 }
 
 /// Runs the expiry timer, the expiry sweep, payment reconciliation and the
@@ -197,7 +201,24 @@ pub fn spawn_background(
         expiry_timer,
         expiry_sweep_interval: expiry_interval,
         reconcile_interval,
+        outbox,
     } = config;
+    let dispatcher = outbox.and_then(|config| {
+        match notifications::OutboxDispatcher::new(
+            services.store.clone(),
+            services.catalog.clone(),
+            config,
+        ) {
+            Ok(dispatcher) => {
+                tracing::info!(mail = %dispatcher.describe(), "outbox dispatcher started");
+                Some(tokio::spawn(dispatcher.run(shutdown.clone())))
+            }
+            Err(error) => {
+                tracing::error!(%error, "the outbox dispatcher cannot start; e-mails wait in the outbox");
+                None
+            }
+        }
+    });
     let timer = expiry_timer.then(|| tokio::spawn(expiry::run(services.clone(), shutdown.clone())));
     let search = tokio::spawn(search::run(services.search.clone(), shutdown.clone()));
     tokio::spawn(async move {
@@ -224,6 +245,11 @@ pub fn spawn_background(
         if let Some(timer) = timer {
             if let Err(error) = timer.await {
                 tracing::warn!(%error, "the expiry timer ended abnormally");
+            }
+        }
+        if let Some(dispatcher) = dispatcher {
+            if let Err(error) = dispatcher.await {
+                tracing::warn!(%error, "the outbox dispatcher ended abnormally");
             }
         }
         if let Err(error) = search.await {

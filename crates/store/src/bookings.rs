@@ -12,11 +12,30 @@ use crate::changes::ChangeLog;
 use crate::db::{from_millis, opt_from_millis, to_millis};
 use crate::error::TxError;
 use crate::holds::give_back_quota;
+use crate::outbox::write_outbox;
 use crate::{
     AuditEntry, BookingFilter, BookingRecord, BookingRejection, CancelRejection, CheckinRejection,
-    HoldItems, NewBooking, Page, PageRequest, SeatStatus, StandingState, StoreError, StoreResult,
-    TicketRecord, TicketStatus,
+    HoldItems, NewBooking, OutboxEvent, Page, PageRequest, SeatStatus, StandingState, StoreError,
+    StoreResult, TicketRecord, TicketStatus, OUTBOX_CHANNEL_EMAIL, OUTBOX_CHANNEL_EVENTS,
 };
+
+/// The outbox payload of an event about a booking: IDs only; consumers
+/// read the rest as it is when they deliver.
+fn booking_event(
+    event_type: &'static str,
+    channels: &'static [&'static str],
+    booking: &BookingRecord,
+) -> OutboxEvent {
+    OutboxEvent {
+        event_type,
+        channels,
+        payload: serde_json::json!({
+            "booking_id": booking.id, "hold_id": booking.hold_id, "show_id": booking.show_id,
+            "user_id": booking.user_id, "total": booking.total,
+            "tickets": booking.tickets.len(),
+        }),
+    }
+}
 
 /// Rows per multi-row ticket INSERT (6 parameters a row).
 const TICKET_ROWS_PER_INSERT_MAX: usize = 500;
@@ -164,6 +183,16 @@ pub(crate) async fn finish_booking(
         ],
     )
     .await?;
+    write_outbox(
+        conn,
+        now,
+        &booking_event(
+            "booking.confirmed",
+            &[OUTBOX_CHANNEL_EMAIL, OUTBOX_CHANNEL_EVENTS],
+            booking,
+        ),
+    )
+    .await?;
     log.hold_ended(
         &booking.show_id,
         &booking.hold_id,
@@ -238,6 +267,22 @@ pub(crate) async fn cancel_in_tx(
                 serde_json::json!({"tickets": booking.tickets.len()}),
             ),
         ],
+    )
+    .await?;
+    write_outbox(
+        conn,
+        now,
+        &booking_event(
+            "booking.cancelled",
+            &[OUTBOX_CHANNEL_EMAIL, OUTBOX_CHANNEL_EVENTS],
+            &booking,
+        ),
+    )
+    .await?;
+    write_outbox(
+        conn,
+        now,
+        &booking_event("payment.refunded", &[OUTBOX_CHANNEL_EVENTS], &booking),
     )
     .await?;
     log.booking_cancelled(&booking.show_id, &booking.items);

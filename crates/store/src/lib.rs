@@ -23,6 +23,7 @@ pub mod error;
 mod feed;
 mod holds;
 mod idempotency;
+mod outbox;
 mod queue;
 pub mod records;
 mod sandbox;
@@ -348,6 +349,38 @@ pub trait QueueStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+/// The transactional outbox's delivery side (rows are written by the use
+/// cases above, in their own transactions). Every step is one statement.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Takes up to `limit` due messages, oldest first, for this dispatcher
+    /// until `lease_until` (then another may take them again: at least once).
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxMessage>>;
+    async fn outbox_delivered(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// A failed attempt: due again at `next_attempt_at`.
+    async fn outbox_retry_later(
+        &self,
+        id: &str,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> StoreResult<()>;
+    /// No more attempts (the retry window has passed, or it can never work).
+    async fn outbox_give_up(&self, id: &str, now: DateTime<Utc>, error: &str) -> StoreResult<()>;
+    /// What is waiting, for `/metrics`.
+    async fn outbox_backlog(&self) -> StoreResult<OutboxBacklog>;
+    /// Every message of a type and channel, oldest first (tests, operators).
+    async fn outbox_messages_of_event_type(
+        &self,
+        event_type: &str,
+        channel: &str,
+    ) -> StoreResult<Vec<OutboxMessage>>;
+}
+
 /// The whole persistence port.
 pub trait Store:
     SettingsStore
@@ -358,6 +391,7 @@ pub trait Store:
     + AuditStore
     + SandboxLedgerStore
     + QueueStore
+    + OutboxStore
 {
 }
 
@@ -370,5 +404,6 @@ impl<T> Store for T where
         + AuditStore
         + SandboxLedgerStore
         + QueueStore
+        + OutboxStore
 {
 }

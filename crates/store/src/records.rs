@@ -461,3 +461,38 @@ pub struct SandboxCharge {
     pub refunded: bool,
     pub created_at: DateTime<Utc>,
 }
+
+/// Outbox channels. `email` goes to the buyer; `events` to other systems
+/// (NATS, outgoing webhooks) when they are configured.
+pub const OUTBOX_CHANNEL_EMAIL: &str = "email";
+pub const OUTBOX_CHANNEL_EVENTS: &str = "events";
+
+/// A domain event to announce, written with the change (see `write_outbox`).
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    pub event_type: &'static str,
+    pub channels: &'static [&'static str],
+    /// JSON object; `event_id`, `type` and `occurred_at` are added.
+    pub payload: serde_json::Value,
+}
+
+/// One delivery of an event to a channel, as the dispatcher sees it.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub channel: String,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    /// Including the one in progress.
+    pub attempts: u32,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OutboxBacklog {
+    pub pending: u64,
+    pub oldest_created_at: Option<DateTime<Utc>>,
+    pub failed: u64,
+}

@@ -103,6 +103,8 @@ pub struct TestApp {
     env: Vec<(String, String)>,
     server: Option<Server>,
     database: Database,
+    /// The server's mailbox folder (removed with the app).
+    pub mailbox: std::path::PathBuf,
 }
 
 /// A cloneable HTTP handle: move clones into concurrent tasks.
@@ -146,10 +148,18 @@ impl TestApp {
             Backend::Sqlite => create_sqlite_database(),
             Backend::Postgres => create_postgres_database().await,
         };
-        let env: Vec<(String, String)> = env
+        let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        // E-mails go to a folder of this test (unless it sets SMTP or its own).
+        let mailbox = std::env::temp_dir().join(format!("bx_mailbox_{}", random_hex(8)));
+        if !env.iter().any(|(key, _)| key == "BOXOFFICE_MAILBOX_DIR") {
+            env.push((
+                "BOXOFFICE_MAILBOX_DIR".into(),
+                mailbox.display().to_string(),
+            ));
+        }
         let (server, base_url) = start_server(&database_url, &env).await;
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
@@ -166,6 +176,7 @@ impl TestApp {
             env,
             server: Some(server),
             database,
+            mailbox,
         };
         app.api.admin_token = app.api.login_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
         app
@@ -250,6 +261,7 @@ impl Drop for TestApp {
         if let Some(mut server) = self.server.take() {
             let _ = server.child.start_kill();
         }
+        let _ = std::fs::remove_dir_all(&self.mailbox);
         if std::env::var_os("TEST_KEEP_DB").is_some() {
             eprintln!("TEST_KEEP_DB: kept {}", self.database_url);
             return;

@@ -21,6 +21,7 @@ mod checkin;
 mod crash;
 mod flow;
 mod idempotency;
+mod mail;
 mod nodes;
 mod pages;
 mod race;

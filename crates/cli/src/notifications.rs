@@ -1,0 +1,70 @@
+//! The notification options of `boxoffice serve`: where e-mails go and how
+//! the outbox dispatcher retries (issue 6).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use boxoffice_services::notifications::mail::MailConfig;
+use boxoffice_services::notifications::DispatcherConfig;
+use clap::Args;
+
+use crate::config::UrlWithCredentials;
+
+/// A poll above a minute would make a confirmation e-mail feel lost.
+const POLL_INTERVAL_MS_MAX: u64 = 60_000;
+/// Retries further apart than a day would outlast the retry window's point.
+const BACKOFF_MAX_MS_MAX: u64 = 86_400_000;
+
+#[derive(Debug, Clone, Args)]
+pub struct NotificationArgs {
+    /// SMTP server for e-mails, `smtp://[user:password@]host[:port]`;
+    /// without it, e-mails are written as `.eml` files to the mailbox folder.
+    #[arg(long, env = "BOXOFFICE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<UrlWithCredentials>,
+    /// Where e-mails go without an SMTP server.
+    #[arg(long, env = "BOXOFFICE_MAILBOX_DIR", default_value = "mailbox")]
+    pub mailbox_dir: PathBuf,
+    /// The sender of every e-mail.
+    #[arg(
+        long,
+        env = "BOXOFFICE_MAIL_FROM",
+        default_value = "boxoffice <tickets@boxoffice.local>"
+    )]
+    pub mail_from: String,
+    /// How often the outbox dispatcher looks for due messages when idle.
+    #[arg(
+        long,
+        env = "BOXOFFICE_OUTBOX_POLL_MS",
+        default_value_t = 250,
+        value_parser = clap::value_parser!(u64).range(10..=POLL_INTERVAL_MS_MAX)
+    )]
+    pub outbox_poll_ms: u64,
+    /// The longest wait between two attempts of a failing delivery (the
+    /// first waits a second, each next one twice as long).
+    #[arg(
+        long,
+        env = "BOXOFFICE_OUTBOX_BACKOFF_MAX_MS",
+        default_value_t = 300_000,
+        value_parser = clap::value_parser!(u64).range(100..=BACKOFF_MAX_MS_MAX)
+    )]
+    pub outbox_backoff_max_ms: u64,
+}
+
+impl NotificationArgs {
+    pub fn dispatcher_config(&self) -> DispatcherConfig {
+        let mail = match &self.smtp_url {
+            Some(url) => MailConfig::Smtp {
+                url: url.expose().to_string(),
+            },
+            None => MailConfig::Mailbox {
+                dir: self.mailbox_dir.clone(),
+            },
+        };
+        let mut config = DispatcherConfig::with_mail(mail);
+        config.mail_from = self.mail_from.clone();
+        config.poll_interval = Duration::from_millis(self.outbox_poll_ms);
+        config.backoff_max = Duration::from_millis(self.outbox_backoff_max_ms);
+        config.backoff_initial = config.backoff_initial.min(config.backoff_max);
+        config
+    }
+}

@@ -1,0 +1,310 @@
+//! Notifications: the outbox dispatcher and the channels it delivers to.
+//!
+//! The store writes outbox rows in the transaction of the change they
+//! announce (a booking confirmed, cancelled, refunded). The dispatcher here
+//! claims due rows in bounded batches, delivers each to its channel, and
+//! marks it delivered — or due again later with exponential backoff, until
+//! the retry window has passed. Delivery is at least once: a crash after
+//! sending and before marking sends again, so consumers deduplicate by the
+//! event ID (the e-mail's `Message-ID`, the mailbox file name).
+//!
+//! # Layout
+//! - [`mail`]: SMTP or mailbox-folder transport.
+//! - [`booking_mail`]: the confirmation and cancellation e-mails.
+//! - [`qr_png`], [`ics`]: a ticket's QR code as PNG, the calendar entry.
+
+pub mod booking_mail;
+pub mod ics;
+pub mod mail;
+pub mod qr_png;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use boxoffice_domain::{BookingId, UserId};
+use boxoffice_store::{OutboxMessage, Store, OUTBOX_CHANNEL_EMAIL, OUTBOX_CHANNEL_EVENTS};
+use chrono::Utc;
+use futures::StreamExt;
+use lettre::message::Mailbox;
+use tokio::sync::watch;
+
+use crate::catalog::CatalogService;
+use booking_mail::{BookingMail, BookingMailKind};
+use mail::{MailConfig, MailTransport};
+
+/// A claim lasts this long; a dispatcher that died mid-batch gives its rows
+/// back after it (then another delivers them: at least once).
+const CLAIM_LEASE: Duration = Duration::from_secs(60);
+/// Messages delivered at once per batch: SMTP servers and brokers take a
+/// few connections well; more only queues at their end.
+const DELIVERY_CONCURRENCY: usize = 8;
+/// How often the backlog gauges are refreshed.
+const BACKLOG_REPORT_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    pub mail: MailConfig,
+    /// `From:` of every e-mail.
+    pub mail_from: String,
+    /// How often to look for due messages when idle.
+    pub poll_interval: Duration,
+    /// Messages claimed per batch.
+    pub batch_size: u32,
+    /// The first retry waits this long; each next one twice as long…
+    pub backoff_initial: Duration,
+    /// … up to this.
+    pub backoff_max: Duration,
+    /// Then give up (a message older than this is not retried).
+    pub retry_window: Duration,
+}
+
+impl DispatcherConfig {
+    /// The embedded defaults: mail into `mailbox/`.
+    pub fn with_mail(mail: MailConfig) -> Self {
+        DispatcherConfig {
+            mail,
+            mail_from: "boxoffice <tickets@boxoffice.local>".into(),
+            poll_interval: Duration::from_millis(250),
+            batch_size: 100,
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            retry_window: Duration::from_secs(3 * 24 * 3600),
+        }
+    }
+}
+
+/// Why a delivery failed.
+#[derive(Debug)]
+enum DeliveryError {
+    /// Try again later (the server is down, a timeout…).
+    Transient(String),
+    /// Will never work (the message cannot be composed): give up now.
+    Permanent(String),
+}
+
+pub struct OutboxDispatcher {
+    store: Arc<dyn Store>,
+    catalog: Arc<CatalogService>,
+    mail: MailTransport,
+    from: Mailbox,
+    config: DispatcherConfig,
+}
+
+impl OutboxDispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Arc<CatalogService>,
+        config: DispatcherConfig,
+    ) -> Result<OutboxDispatcher, String> {
+        let mail = MailTransport::new(&config.mail).map_err(|error| error.to_string())?;
+        let from: Mailbox = config
+            .mail_from
+            .parse()
+            .map_err(|error| format!("BOXOFFICE_MAIL_FROM {:?}: {error}", config.mail_from))?;
+        Ok(OutboxDispatcher {
+            store,
+            catalog,
+            mail,
+            from,
+            config,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        self.mail.describe()
+    }
+
+    /// Delivers until `shutdown` flips.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut last_report = tokio::time::Instant::now() - BACKLOG_REPORT_EVERY;
+        loop {
+            let claimed = match self.dispatch_batch().await {
+                Ok(count) => count,
+                Err(error) => {
+                    tracing::warn!(%error, "outbox: claiming failed; retrying");
+                    0
+                }
+            };
+            if last_report.elapsed() >= BACKLOG_REPORT_EVERY {
+                self.report_backlog().await;
+                last_report = tokio::time::Instant::now();
+            }
+            // A full batch means more may be due: go on at once.
+            if claimed as u32 >= self.config.batch_size {
+                if *shutdown.borrow() {
+                    break;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Claims one batch and delivers it; returns how many were claimed.
+    pub async fn dispatch_batch(&self) -> Result<usize, boxoffice_store::StoreError> {
+        let now = Utc::now();
+        let lease = chrono::Duration::from_std(CLAIM_LEASE).unwrap_or_default();
+        let batch = self
+            .store
+            .claim_outbox(now, now + lease, self.config.batch_size)
+            .await?;
+        let claimed = batch.len();
+        futures::stream::iter(batch)
+            .map(|message| async move {
+                let outcome = self.deliver(&message).await;
+                self.settle(&message, outcome).await;
+            })
+            .buffer_unordered(DELIVERY_CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
+        Ok(claimed)
+    }
+
+    async fn settle(&self, message: &OutboxMessage, outcome: Result<(), DeliveryError>) {
+        let now = Utc::now();
+        let channel = message.channel.clone();
+        let result = match outcome {
+            Ok(()) => {
+                metrics::counter!("boxoffice_outbox_delivered_total", "channel" => channel)
+                    .increment(1);
+                self.store.outbox_delivered(&message.id, now).await
+            }
+            Err(DeliveryError::Permanent(error)) => {
+                tracing::error!(message_id = %message.id, %error, "outbox: giving up on a message that cannot be delivered");
+                metrics::counter!("boxoffice_outbox_failed_total", "channel" => channel)
+                    .increment(1);
+                self.store.outbox_give_up(&message.id, now, &error).await
+            }
+            Err(DeliveryError::Transient(error)) => {
+                let age = (now - message.created_at).to_std().unwrap_or_default();
+                if age > self.config.retry_window {
+                    tracing::error!(message_id = %message.id, %error, "outbox: retry window passed; giving up");
+                    metrics::counter!("boxoffice_outbox_failed_total", "channel" => channel)
+                        .increment(1);
+                    self.store.outbox_give_up(&message.id, now, &error).await
+                } else {
+                    let wait = backoff(
+                        message.attempts,
+                        self.config.backoff_initial,
+                        self.config.backoff_max,
+                    );
+                    tracing::warn!(message_id = %message.id, attempts = message.attempts, retry_in_ms = wait.as_millis() as u64, %error, "outbox: delivery failed");
+                    metrics::counter!("boxoffice_outbox_retries_total", "channel" => channel)
+                        .increment(1);
+                    let next = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                    self.store
+                        .outbox_retry_later(&message.id, next, &error)
+                        .await
+                }
+            }
+        };
+        if let Err(error) = result {
+            // The lease runs out and the message is delivered again: at least once.
+            tracing::warn!(message_id = %message.id, %error, "outbox: could not record the outcome");
+        }
+    }
+
+    async fn deliver(&self, message: &OutboxMessage) -> Result<(), DeliveryError> {
+        match message.channel.as_str() {
+            OUTBOX_CHANNEL_EMAIL => self.deliver_email(message).await,
+            // No publisher is configured for other systems yet: nothing to do.
+            OUTBOX_CHANNEL_EVENTS => Ok(()),
+            other => Err(DeliveryError::Permanent(format!("unknown channel {other}"))),
+        }
+    }
+
+    async fn deliver_email(&self, message: &OutboxMessage) -> Result<(), DeliveryError> {
+        let kind = match message.event_type.as_str() {
+            "booking.confirmed" => BookingMailKind::Confirmed,
+            "booking.cancelled" => BookingMailKind::Cancelled,
+            other => return Err(DeliveryError::Permanent(format!("no e-mail for {other}"))),
+        };
+        let field = |name: &str| message.payload[name].as_str().unwrap_or("").to_string();
+        let booking_id = BookingId::parse(&field("booking_id"))
+            .map_err(|error| DeliveryError::Permanent(format!("booking_id: {error}")))?;
+        let user_id = UserId::parse(&field("user_id"))
+            .map_err(|error| DeliveryError::Permanent(format!("user_id: {error}")))?;
+        let transient =
+            |error: boxoffice_store::StoreError| DeliveryError::Transient(error.to_string());
+        let booking = self
+            .store
+            .booking(&booking_id)
+            .await
+            .map_err(transient)?
+            .ok_or_else(|| DeliveryError::Permanent(format!("no booking {booking_id}")))?;
+        let user = self
+            .store
+            .user_by_id(&user_id)
+            .await
+            .map_err(transient)?
+            .ok_or_else(|| DeliveryError::Permanent(format!("no user {user_id}")))?;
+        let show = self
+            .catalog
+            .show(booking.show_id.as_str())
+            .await
+            .map_err(|error| DeliveryError::Transient(error.to_string()))?;
+        let mail = BookingMail {
+            kind,
+            event_id: &message.event_id,
+            booking: &booking,
+            user: &user,
+            show: &show,
+            from: &self.from,
+        };
+        let composed = mail
+            .compose(Utc::now())
+            .map_err(|error| DeliveryError::Permanent(error.to_string()))?;
+        self.mail
+            .send(&message.event_id, composed)
+            .await
+            .map_err(|error| DeliveryError::Transient(error.to_string()))
+    }
+
+    async fn report_backlog(&self) {
+        match self.store.outbox_backlog().await {
+            Ok(backlog) => {
+                metrics::gauge!("boxoffice_outbox_pending").set(backlog.pending as f64);
+                metrics::gauge!("boxoffice_outbox_failed").set(backlog.failed as f64);
+                let age = backlog
+                    .oldest_created_at
+                    .map(|oldest| (Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1000.0)
+                    .unwrap_or(0.0);
+                metrics::gauge!("boxoffice_outbox_oldest_age_seconds").set(age);
+            }
+            Err(error) => tracing::debug!(%error, "outbox: backlog not read"),
+        }
+    }
+}
+
+/// Exponential backoff with ±20 % jitter, so that messages that failed
+/// together do not all come back in the same instant.
+fn backoff(attempts: u32, initial: Duration, max: Duration) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(20);
+    let base = initial.saturating_mul(1u32 << exponent).min(max);
+    let jitter = 0.8 + rand::random::<f64>() * 0.4;
+    base.mul_f64(jitter).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_stops_at_the_maximum() {
+        let initial = Duration::from_secs(1);
+        let max = Duration::from_secs(60);
+        for attempts in 1..40 {
+            let wait = backoff(attempts, initial, max);
+            let base = initial.saturating_mul(1 << (attempts - 1).min(20)).min(max);
+            assert!(
+                wait >= base.mul_f64(0.8) && wait <= base.mul_f64(1.2).min(max),
+                "{attempts}: {wait:?}"
+            );
+        }
+        assert!(backoff(1, initial, max) <= Duration::from_millis(1200));
+        assert!(backoff(30, initial, max) <= max);
+    }
+}
