@@ -23,6 +23,7 @@ mod flow;
 mod idempotency;
 mod nodes;
 mod pages;
+mod payments;
 mod race;
 mod rate_limits;
 mod redis;
