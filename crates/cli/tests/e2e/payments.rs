@@ -18,6 +18,7 @@ both_backends!(
     stripe_timeout_then_a_later_retry_books_once,
     stripe_server_errors_are_retried_within_the_request,
     stripe_lost_response_books_once,
+    stripe_lost_response_in_an_outage_books_once_on_retry,
     stripe_breaker_fails_fast_and_recovers,
 );
 
@@ -282,12 +283,14 @@ async fn stripe_breaker_fails_fast_and_recovers(backend: Backend) {
         "three failed charge attempts opened the breaker; the look-up failed fast"
     );
 
+    // Stripe now hangs: only an open breaker can answer before a timeout.
+    setup.fake.set_standing_fault(Some(Fault::Hang));
     let started = Instant::now();
     let resp = setup.book(&hold_id, &unique_key(), "tok_visa").await;
     let elapsed = started.elapsed();
     resp.expect_problem(503, "payment_unavailable", "breaker open");
     assert!(
-        elapsed < Duration::from_millis(PAYMENT_TIMEOUT_MS / 2),
+        elapsed < Duration::from_millis(PAYMENT_TIMEOUT_MS),
         "an open breaker answers at once, not after a timeout: {elapsed:?}"
     );
     assert_eq!(
@@ -302,6 +305,43 @@ async fn stripe_breaker_fails_fast_and_recovers(backend: Backend) {
     let resp = setup.book(&hold_id, &unique_key(), "tok_visa").await;
     resp.expect(201, "the probe after the cool-down books");
     assert_eq!(setup.fake.charges().len(), 1, "exactly one charge");
+    let actions = setup.audit_actions_of(&hold_id).await;
+    assert!(
+        actions.iter().any(|a| a == "payment.captured"),
+        "{actions:?}"
+    );
+    setup.assert_money_matches_bookings().await;
+}
+
+/// The worst lost answer: Stripe captures, the answer is lost, and Stripe
+/// then fails everything, so neither the guard's retries nor the look-up can
+/// learn of the capture. The request answers 503 and the hold stays ACTIVE
+/// (with money taken: the buyer's retry must finish it). The retry with the
+/// same Idempotency-Key, once Stripe is back and the breaker has cooled down,
+/// charges with the same Stripe key, gets the captured intent replayed, and
+/// books: one booking, one charge.
+async fn stripe_lost_response_in_an_outage_books_once_on_retry(backend: Backend) {
+    let setup = start(backend).await;
+    let hold_id = setup.hold(&["A-1-9", "A-1-10"]).await;
+    let key = unique_key();
+    setup.fake.push_fault(Fault::DropResponse, 1);
+    setup.fake.set_standing_fault(Some(Fault::ServerError));
+    let resp = setup.book(&hold_id, &key, "tok_visa").await;
+    resp.expect_problem(
+        503,
+        "payment_unavailable",
+        "captured, answer lost, then 500s",
+    );
+    assert_eq!(setup.fake.charges().len(), 1, "Stripe did capture");
+    assert_eq!(setup.hold_status(&hold_id).await, "ACTIVE");
+
+    setup.fake.set_standing_fault(None);
+    tokio::time::sleep(Duration::from_millis(BREAKER_COOL_DOWN_MS + 200)).await;
+    let resp = setup.book(&hold_id, &key, "tok_visa").await;
+    resp.expect(201, "the retry books the captured payment");
+    assert_eq!(setup.fake.charges().len(), 1, "still exactly one charge");
+    assert!(setup.fake.refunds().is_empty());
+    assert_eq!(setup.confirmed_bookings().await.len(), 1);
     let actions = setup.audit_actions_of(&hold_id).await;
     assert!(
         actions.iter().any(|a| a == "payment.captured"),
