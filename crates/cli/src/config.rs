@@ -20,10 +20,11 @@ pub const DATABASE_POOL_SIZE_MAX: u32 = 1_000;
 /// How long a request waits for a free database connection before it fails
 /// with 503 instead of hanging.
 pub const DATABASE_ACQUIRE_TIMEOUT_SECONDS: u64 = 10;
-/// An `Idempotency-Key` claim older than this (or than two payment timeouts,
-/// whichever is longer) belongs to a request that died with its server, and a
-/// retry may take it over. A live confirmation spends at most one payment
-/// timeout charging and one looking the charge up; even if a slow live request
+/// An `Idempotency-Key` claim older than this (or than two guarded gateway
+/// calls, whichever is longer) belongs to a request that died with its
+/// server, and a retry may take it over. A live confirmation spends at most
+/// one call budget charging and one looking the charge up (each at most
+/// `CALL_BUDGET_IN_ATTEMPT_TIMEOUTS` payment timeouts, retries included); even if a slow live request
 /// were taken over, the hold's `ACTIVE → PAYING` step and the gateway key
 /// derived from the hold still allow only one charge.
 pub const IDEMPOTENCY_STALE_AFTER_SECONDS_MIN: u64 = 10;
@@ -150,7 +151,9 @@ pub struct ServicesArgs {
         value_parser = clap::value_parser!(u64).range(0..=INTERVAL_MILLISECONDS_MAX)
     )]
     pub sandbox_latency_ms: u64,
-    /// A gateway call slower than this counts as an outage (503, the hold stays ACTIVE).
+    /// One attempt at a gateway call slower than this counts as a failure;
+    /// a call with its retries takes at most two of these, then it is an
+    /// outage (503, the hold stays ACTIVE).
     #[arg(
         long,
         env = "BOXOFFICE_PAYMENT_TIMEOUT_MS",
@@ -158,6 +161,8 @@ pub struct ServicesArgs {
         value_parser = clap::value_parser!(u64).range(1..=INTERVAL_MILLISECONDS_MAX)
     )]
     pub payment_timeout_ms: u64,
+    #[command(flatten)]
+    pub payment: PaymentArgs,
     /// How holds are executed: `batched` (per-show group commit) or `naive`
     /// (one transaction per request, kept to compare the two).
     #[arg(long, env = "BOXOFFICE_HOLD_STRATEGY", default_value = "batched", value_parser = ["batched", "naive"])]
@@ -188,6 +193,61 @@ pub struct ServicesArgs {
     pub admission_ttl_seconds: u64,
 }
 
+/// Which payment gateway, and the circuit breaker in front of it.
+#[derive(Debug, Clone, Args)]
+pub struct PaymentArgs {
+    /// Stripe secret key (`sk_test_…`, `sk_live_…`). When set, payments go
+    /// to Stripe; when unset, to the built-in sandbox gateway.
+    #[arg(long, env = "BOXOFFICE_STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<Secret>,
+    /// Where Stripe's API is. This build speaks plain HTTP only (ADR 0017):
+    /// point it at a TLS-terminating egress proxy, or a fake Stripe in tests.
+    #[arg(long, env = "BOXOFFICE_STRIPE_API_BASE", default_value = boxoffice_services::payments::stripe::API_BASE_DEFAULT)]
+    pub stripe_api_base: String,
+    /// Stripe webhook signing secret (`whsec_…`). Read and kept for the
+    /// webhook endpoint, which is not there yet.
+    #[arg(long, env = "BOXOFFICE_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<Secret>,
+    /// Failed gateway attempts in a row that open the circuit breaker (then
+    /// confirmations answer 503 at once, without calling the gateway).
+    #[arg(
+        long,
+        env = "BOXOFFICE_PAYMENT_BREAKER_FAILURES",
+        default_value_t = boxoffice_services::payments::guard::BREAKER_FAILURES_TO_OPEN_DEFAULT,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(PAYMENT_BREAKER_FAILURES_MAX))
+    )]
+    pub payment_breaker_failures: u32,
+    /// How long an open breaker waits before one call may probe the gateway.
+    #[arg(
+        long,
+        env = "BOXOFFICE_PAYMENT_BREAKER_COOL_DOWN_MS",
+        default_value_t = boxoffice_services::payments::guard::BREAKER_COOL_DOWN_MILLISECONDS_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(1..=INTERVAL_MILLISECONDS_MAX)
+    )]
+    pub payment_breaker_cool_down_ms: u64,
+}
+
+/// A breaker that needs more failures than this in a row never opens in time.
+const PAYMENT_BREAKER_FAILURES_MAX: u32 = 1_000;
+
+impl PaymentArgs {
+    fn stripe_config(&self) -> Option<boxoffice_services::StripeConfig> {
+        self.stripe_secret_key
+            .as_ref()
+            .map(|secret_key| boxoffice_services::StripeConfig {
+                api_base: self.stripe_api_base.clone(),
+                secret_key: secret_key.expose().to_string(),
+            })
+    }
+
+    fn breaker_config(&self) -> boxoffice_services::PaymentBreakerConfig {
+        boxoffice_services::PaymentBreakerConfig {
+            failures_to_open: self.payment_breaker_failures,
+            cool_down: Duration::from_millis(self.payment_breaker_cool_down_ms),
+        }
+    }
+}
+
 /// A day: an admission is meant for one purchase.
 const ADMISSION_TTL_SECONDS_MAX: u64 = 86_400;
 /// A batch window above 100 ms would only add latency.
@@ -197,13 +257,15 @@ const BATCH_SIZE_MAX: u64 = 4_096;
 
 impl ServicesArgs {
     pub fn services_config(&self) -> boxoffice_services::ServicesConfig {
+        let payment_timeout = Duration::from_millis(self.payment_timeout_ms);
+        let payment_call_budget =
+            boxoffice_services::GuardPolicy::new(payment_timeout).call_budget();
         boxoffice_services::ServicesConfig {
             booking: boxoffice_services::BookingConfig {
-                payment_timeout: Duration::from_millis(self.payment_timeout_ms),
-                idempotency_stale_after: Duration::from_millis(
-                    self.payment_timeout_ms.saturating_mul(2),
-                )
-                .max(Duration::from_secs(IDEMPOTENCY_STALE_AFTER_SECONDS_MIN)),
+                payment_timeout,
+                idempotency_stale_after: payment_call_budget
+                    .saturating_mul(2)
+                    .max(Duration::from_secs(IDEMPOTENCY_STALE_AFTER_SECONDS_MIN)),
                 hold_strategy: boxoffice_services::HoldStrategy::parse(&self.hold_strategy)
                     .unwrap_or(boxoffice_services::HoldStrategy::Batched),
                 batch_limits: boxoffice_services::BatchLimits {
@@ -212,6 +274,8 @@ impl ServicesArgs {
                 },
             },
             sandbox_latency: Duration::from_millis(self.sandbox_latency_ms),
+            stripe: self.payment.stripe_config(),
+            payment_breaker: self.payment.breaker_config(),
             jwt_secret: self
                 .jwt_secret
                 .as_ref()
@@ -469,6 +533,10 @@ mod tests {
             "admin-password-value",
             "--redis-url",
             "redis://:redispass@localhost",
+            "--stripe-secret-key",
+            "sk_test_stripesecret",
+            "--stripe-webhook-secret",
+            "whsec_webhooksecret",
         ])
         .expect("parse");
         let debug = format!("{cli:?}");
@@ -478,6 +546,8 @@ mod tests {
             "00112233",
             "admin-password-value",
             "redispass",
+            "stripesecret",
+            "webhooksecret",
         ] {
             assert!(!debug.contains(secret), "{secret} leaked in {debug}");
         }
@@ -517,6 +587,26 @@ mod tests {
             "BOXOFFICE_PAYMENT_TIMEOUT_MS",
             serve.services.payment_timeout_ms,
             5_000,
+        );
+        assert_default(
+            "BOXOFFICE_STRIPE_SECRET_KEY",
+            serve.services.payment.stripe_secret_key.is_none(),
+            true,
+        );
+        assert_default(
+            "BOXOFFICE_STRIPE_API_BASE",
+            serve.services.payment.stripe_api_base.as_str(),
+            "https://api.stripe.com",
+        );
+        assert_default(
+            "BOXOFFICE_PAYMENT_BREAKER_FAILURES",
+            serve.services.payment.payment_breaker_failures,
+            5,
+        );
+        assert_default(
+            "BOXOFFICE_PAYMENT_BREAKER_COOL_DOWN_MS",
+            serve.services.payment.payment_breaker_cool_down_ms,
+            10_000,
         );
         assert_default(
             "BOXOFFICE_SANDBOX_LATENCY_MS",

@@ -27,7 +27,7 @@ use crate::clock::Clock;
 use crate::error::{ServiceError, ServiceResult};
 use crate::expiry::HoldExpiryQueue;
 use crate::payments::{
-    gateway_key_of_hold, ChargeOutcome, ChargeRequest, GatewayCharge, PaymentGateway,
+    gateway_key_of_hold, ChargeOutcome, ChargeRequest, GatewayCharge, GuardPolicy, PaymentGateway,
 };
 use crate::seat_locks::{GuardedSeatLocks, LockAttempt, LockOutcome, SeatLocks};
 use crate::views::{rfc3339, BookingView, CheckinView, HoldView, MoneyView};
@@ -37,10 +37,17 @@ use crate::waiting_room::{check_admission, WaitingRoomTokens};
 const EXPIRY_BATCH_MAX: u32 = 500;
 /// Stuck payments reconciled per pass.
 const RECONCILE_BATCH_MAX: u32 = 100;
-/// A payment is only reconciled once it is older than the gateway timeout
-/// plus this margin, so that a confirmation still running on some node is
-/// never second-guessed.
+/// A payment is only reconciled once it is older than one gateway attempt
+/// timeout plus this margin. A confirmation still retrying (the guard allows
+/// up to two call budgets, charge and look-up) may be second-guessed; that
+/// is safe — a charge it makes afterwards finds the hold no longer `PAYING`
+/// and is refunded (`BookingService::book`) — and it keeps the promise that
+/// a crashed payment's seats are back on sale within 5 s of `expires_at`.
 const RECONCILE_GRACE: Duration = Duration::from_secs(1);
+/// The guard in front of the gateway ends a call at its budget; this outer
+/// deadline only catches a gateway that is not guarded (tests), a little
+/// later so that the guard's own verdict (and its metrics) come first.
+const GATEWAY_DEADLINE_SLACK: Duration = Duration::from_millis(100);
 
 pub const ROUTE_HOLDS: &str = "POST /v1/holds";
 pub const ROUTE_BOOKINGS: &str = "POST /v1/bookings";
@@ -50,7 +57,9 @@ pub type ErrorRenderer = fn(&ServiceError) -> StoredResponse;
 
 #[derive(Debug, Clone)]
 pub struct BookingConfig {
-    /// How long one gateway call may take before it counts as an outage.
+    /// How long one attempt at a gateway call may take before it counts as
+    /// a failure; a call with its retries takes at most
+    /// [`BookingConfig::payment_call_budget`].
     pub payment_timeout: Duration,
     /// An `Idempotency-Key` claim older than this belongs to a request that
     /// died with its server and may be taken over.
@@ -68,6 +77,17 @@ impl Default for BookingConfig {
             hold_strategy: HoldStrategy::Batched,
             batch_limits: BatchLimits::default(),
         }
+    }
+}
+
+impl BookingConfig {
+    /// The longest one guarded gateway call takes, retries included.
+    pub fn payment_call_budget(&self) -> Duration {
+        GuardPolicy::new(self.payment_timeout).call_budget()
+    }
+
+    fn gateway_deadline(&self) -> Duration {
+        self.payment_call_budget() + GATEWAY_DEADLINE_SLACK
     }
 }
 
@@ -728,8 +748,11 @@ impl BookingService {
             payment_token: input.payment_token.clone(),
         };
         let started = std::time::Instant::now();
-        let outcome =
-            tokio::time::timeout(self.config.payment_timeout, self.gateway.charge(&request)).await;
+        let outcome = tokio::time::timeout(
+            self.config.gateway_deadline(),
+            self.gateway.charge(&request),
+        )
+        .await;
         metrics::histogram!("boxoffice_gateway_seconds").record(started.elapsed().as_secs_f64());
         match outcome {
             Ok(Ok(ChargeOutcome::Captured { reference })) => {
@@ -778,7 +801,7 @@ impl BookingService {
     ) -> ServiceResult<BookingView> {
         let key = gateway_key_of_hold(&hold.id);
         if let Ok(Ok(Some(charge))) =
-            tokio::time::timeout(self.config.payment_timeout, self.gateway.lookup(&key)).await
+            tokio::time::timeout(self.config.gateway_deadline(), self.gateway.lookup(&key)).await
         {
             if !charge.refunded {
                 return self.book(hold, &charge, scope).await;
@@ -979,7 +1002,8 @@ impl BookingService {
         // Money first: refunding is idempotent, so a crash after it only
         // means the cancellation is repeated.
         let key = gateway_key_of_hold(&booking.hold_id);
-        match tokio::time::timeout(self.config.payment_timeout, self.gateway.refund(&key)).await {
+        match tokio::time::timeout(self.config.gateway_deadline(), self.gateway.refund(&key)).await
+        {
             Ok(Ok(())) => {}
             _ => return Err(ServiceError::PaymentUnavailable),
         }
@@ -1160,7 +1184,8 @@ impl BookingService {
         for hold in stuck {
             let key = gateway_key_of_hold(&hold.id);
             let lookup =
-                tokio::time::timeout(self.config.payment_timeout, self.gateway.lookup(&key)).await;
+                tokio::time::timeout(self.config.gateway_deadline(), self.gateway.lookup(&key))
+                    .await;
             match lookup {
                 Ok(Ok(Some(charge))) if !charge.refunded => {
                     tracing::info!(hold_id = %hold.id, "reconciliation: captured payment found, booking");

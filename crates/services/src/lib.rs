@@ -13,7 +13,8 @@
 //!   its Redis adapter.
 //! - [`rate_limit`]: the `RateLimiter` port (GCRA per key), its in-process
 //!   and Redis adapters, and `RateLimits`, the limits per class and scope.
-//! - [`payments`]: the `PaymentGateway` port and the `sandbox` gateway.
+//! - [`payments`]: the `PaymentGateway` port, the `sandbox` and `stripe`
+//!   gateways, and the guard (timeouts, retries, circuit breaker) in front.
 //! - [`search`]: full-text, typo-tolerant event search and type-ahead from
 //!   an in-process tantivy index, kept current on every node.
 //! - [`waiting_room`]: the virtual queue of a show, admission tokens,
@@ -57,7 +58,9 @@ pub use catalog::CatalogService;
 pub use clock::{Clock, SystemClock};
 pub use error::{ServiceError, ServiceResult};
 pub use expiry::HoldExpiryQueue;
-pub use payments::{PaymentGateway, SandboxGateway};
+pub use payments::{
+    GuardPolicy, GuardedGateway, PaymentGateway, SandboxGateway, StripeConfig, StripeGateway,
+};
 pub use rate_limit::{
     RateLimitClass, RateLimitConfig, RateLimitScope, RateLimited, RateLimiter, RateLimits,
     RedisRateLimiter,
@@ -70,6 +73,11 @@ pub struct ServicesConfig {
     pub booking: BookingConfig,
     /// Delay of each sandbox gateway call, to simulate a real provider.
     pub sandbox_latency: Duration,
+    /// Stripe instead of the sandbox gateway.
+    pub stripe: Option<StripeConfig>,
+    /// The circuit breaker in front of the gateway (the attempt timeout is
+    /// `booking.payment_timeout`).
+    pub payment_breaker: PaymentBreakerConfig,
     /// HS256 secret for access tokens; generated and kept in the database when absent.
     pub jwt_secret: Option<String>,
     /// Hex Ed25519 seed for ticket codes; generated and kept in the database when absent.
@@ -87,6 +95,37 @@ pub struct ServicesConfig {
     /// Where the waiting room keeps its state when not in the database
     /// (Redis, so that all nodes share it fast).
     pub queue_store: Option<SharedQueueStore>,
+}
+
+/// When the circuit breaker in front of the payment gateway opens and for
+/// how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentBreakerConfig {
+    pub failures_to_open: u32,
+    pub cool_down: Duration,
+}
+
+impl Default for PaymentBreakerConfig {
+    fn default() -> Self {
+        PaymentBreakerConfig {
+            failures_to_open: payments::guard::BREAKER_FAILURES_TO_OPEN_DEFAULT,
+            cool_down: Duration::from_millis(
+                payments::guard::BREAKER_COOL_DOWN_MILLISECONDS_DEFAULT,
+            ),
+        }
+    }
+}
+
+impl ServicesConfig {
+    /// The guard's bounds: the attempt timeout of the booking config and the
+    /// breaker of this one.
+    pub fn payment_guard_policy(&self) -> GuardPolicy {
+        GuardPolicy {
+            breaker_failures_to_open: self.payment_breaker.failures_to_open,
+            breaker_cool_down: self.payment_breaker.cool_down,
+            ..GuardPolicy::new(self.booking.payment_timeout)
+        }
+    }
 }
 
 /// A queue store other than the database (Redis).
@@ -118,11 +157,19 @@ impl Services {
     ) -> ServiceResult<Arc<Services>> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let secrets = secrets::load(store.as_ref(), &config).await?;
-        let gateway: Arc<dyn PaymentGateway> = Arc::new(SandboxGateway::new(
-            store.clone(),
-            clock.clone(),
-            config.sandbox_latency,
-        ));
+        let gateway: Arc<dyn PaymentGateway> = match &config.stripe {
+            Some(stripe) => {
+                Arc::new(StripeGateway::new(stripe.clone()).map_err(ServiceError::Internal)?)
+            }
+            None => Arc::new(SandboxGateway::new(
+                store.clone(),
+                clock.clone(),
+                config.sandbox_latency,
+            )),
+        };
+        tracing::info!(gateway = gateway.name(), policy = ?config.payment_guard_policy(), "payment gateway");
+        let gateway: Arc<dyn PaymentGateway> =
+            Arc::new(GuardedGateway::new(gateway, config.payment_guard_policy()));
         let inventory = inventory::InventoryEngine::new(store.clone());
         let search = Arc::new(search::EventSearch::build(store.clone(), clock.clone()).await?);
         let queue_store: Arc<dyn boxoffice_store::QueueStore> = match &config.queue_store {

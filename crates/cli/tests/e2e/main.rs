@@ -24,6 +24,7 @@ mod idempotency;
 mod mail;
 mod nodes;
 mod pages;
+mod payments;
 mod race;
 mod rate_limits;
 mod redis;

@@ -1,0 +1,226 @@
+//! A fake Stripe for tests: the subset of Stripe's HTTP API that the `stripe`
+//! payment gateway speaks, served on `127.0.0.1:0` inside the test process,
+//! with faults a test can switch on through the [`FakeStripe`] handle.
+//!
+//! # Layout
+//! - this module: [`FakeStripe`] (start, faults, what was charged), the
+//!   server loop (one hyper connection per task, so that a fault can cut a
+//!   connection without answering).
+//! - [`api`]: the routes — `POST /v1/payment_intents` (with Stripe's
+//!   `Idempotency-Key` replay), `GET /v1/payment_intents/search`,
+//!   `POST /v1/refunds` — and the ledger behind them.
+//! - [`webhook`]: signing webhook payloads like Stripe (`Stripe-Signature`);
+//!   sending them is left for the webhook work.
+//!
+//! Test tokens: `tok_chargeDeclined` and `tok_declined` are declined (402
+//! `card_error`), every other `tok_…` succeeds.
+//!
+//! Faults happen in front of the API, like a proxy or an outage before
+//! Stripe's idempotency layer: a faulted request is not stored for replay
+//! (Stripe itself replays a stored 500 to the same key; ADR 0017 says why our
+//! retries still help), except [`Fault::DropResponse`], which lets the
+//! request execute and only loses its answer.
+
+pub mod api;
+pub mod webhook;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+pub use api::{Charge, Refund};
+
+/// The pause after a failed `accept` before the next.
+const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// What the fake does to one request instead of (or besides) answering it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Waits this long, then answers normally (a slow Stripe).
+    Delay(Duration),
+    /// Answers 500 `api_error` without doing anything.
+    ServerError,
+    /// Never answers (the client's timeout has to end it); does nothing.
+    Hang,
+    /// Does the work (a charge is captured), then closes the connection
+    /// without answering: the client cannot know it was charged.
+    DropResponse,
+}
+
+/// A running fake Stripe; it stops when dropped.
+pub struct FakeStripe {
+    url: String,
+    state: Arc<FakeState>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+struct FakeState {
+    secret_key: String,
+    faults: Mutex<Faults>,
+    ledger: Mutex<api::Ledger>,
+}
+
+#[derive(Default)]
+struct Faults {
+    /// One-shot faults, for the next requests in order.
+    queued: VecDeque<Fault>,
+    /// For every request after the queue is empty, until cleared.
+    standing: Option<Fault>,
+    requests: u64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl FakeStripe {
+    /// Starts a fake Stripe that accepts the secret key `secret_key`.
+    pub async fn start(secret_key: &str) -> FakeStripe {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake Stripe to a free port");
+        let address = listener.local_addr().expect("local address");
+        let state = Arc::new(FakeState {
+            secret_key: secret_key.to_string(),
+            faults: Mutex::new(Faults::default()),
+            ledger: Mutex::new(api::Ledger::default()),
+        });
+        let router = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            apply_fault,
+        ));
+        let server = tokio::spawn(serve(listener, router));
+        FakeStripe {
+            url: format!("http://{address}"),
+            state,
+            server,
+        }
+    }
+
+    /// The API base, e.g. `http://127.0.0.1:41234` (for `BOXOFFICE_STRIPE_API_BASE`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The next `times` requests (of any route) suffer `fault`, after the
+    /// faults queued before.
+    pub fn push_fault(&self, fault: Fault, times: usize) {
+        let mut faults = lock(&self.state.faults);
+        for _ in 0..times {
+            faults.queued.push_back(fault);
+        }
+    }
+
+    /// Every request suffers `fault` (once the queue is empty) until
+    /// `set_standing_fault(None)`: an outage.
+    pub fn set_standing_fault(&self, fault: Option<Fault>) {
+        lock(&self.state.faults).standing = fault;
+    }
+
+    /// Requests received so far, faulted ones included.
+    pub fn requests(&self) -> u64 {
+        lock(&self.state.faults).requests
+    }
+
+    /// Every captured charge (one per succeeded payment intent; a replayed
+    /// request is not a new charge).
+    pub fn charges(&self) -> Vec<Charge> {
+        lock(&self.state.ledger).charges.clone()
+    }
+
+    pub fn refunds(&self) -> Vec<Refund> {
+        lock(&self.state.ledger).refunds.clone()
+    }
+}
+
+impl Drop for FakeStripe {
+    fn drop(&mut self) {
+        // Aborting the loop drops its connection tasks too (a JoinSet).
+        self.server.abort();
+    }
+}
+
+impl FakeState {
+    fn next_fault(&self) -> Option<Fault> {
+        let mut faults = lock(&self.faults);
+        faults.requests += 1;
+        faults.queued.pop_front().or(faults.standing)
+    }
+}
+
+/// Cuts the connection its request came on (see [`Fault::DropResponse`]).
+#[derive(Clone)]
+struct ConnectionCutter(Arc<Notify>);
+
+async fn apply_fault(
+    State(state): State<Arc<FakeState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match state.next_fault() {
+        None => next.run(request).await,
+        Some(Fault::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            next.run(request).await
+        }
+        Some(Fault::ServerError) => api::stripe_error(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            None,
+            "fake Stripe: injected server error",
+        )
+        .into_response(),
+        Some(Fault::Hang) => std::future::pending().await,
+        Some(Fault::DropResponse) => {
+            let cutter = request.extensions().get::<ConnectionCutter>().cloned();
+            let _lost = next.run(request).await;
+            if let Some(ConnectionCutter(cut)) = cutter {
+                cut.notify_one();
+            }
+            std::future::pending().await
+        }
+    }
+}
+
+/// Accepts connections and serves each with HTTP/1.1 in a task of its own,
+/// racing it against its [`ConnectionCutter`]: dropping the connection's
+/// future closes the socket without a response.
+async fn serve(listener: TcpListener, router: Router) {
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((stream, _peer)) = listener.accept().await else {
+            // Out of file descriptors or the like: do not spin.
+            tokio::time::sleep(ACCEPT_RETRY_PAUSE).await;
+            continue;
+        };
+        while connections.try_join_next().is_some() {}
+        let router = router.clone();
+        connections.spawn(async move {
+            let cut = Arc::new(Notify::new());
+            let cutter = ConnectionCutter(cut.clone());
+            let service =
+                hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(cutter.clone());
+                    router.clone().oneshot(request.map(axum::body::Body::new))
+                });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = cut.notified() => {}
+            }
+        });
+    }
+}
