@@ -96,6 +96,44 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     response
 }
 
+/// axum's own extractor rejections (a path segment that is not valid
+/// percent-encoded UTF-8, say) answer in plain text; every client error of
+/// the API is problem+json with a stable code, so they are rewritten here.
+async fn problem_for_plain_rejections(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/plain"));
+    if !status.is_client_error() || !plain {
+        return response;
+    }
+    let detail = match axum::body::to_bytes(response.into_body(), PLAIN_REJECTION_BYTES_MAX).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    };
+    let code = match status.as_u16() {
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        _ => "invalid_request",
+    };
+    let problem = error::Problem {
+        status,
+        code,
+        title: "Invalid request",
+        detail,
+        extensions: Default::default(),
+    };
+    error::problem_response(&problem)
+}
+
+/// axum's rejection texts are one line; anything longer is cut.
+const PLAIN_REJECTION_BYTES_MAX: usize = 4096;
+
 async fn not_found() -> ApiError {
     ApiError::RouteNotFound
 }
@@ -236,7 +274,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bookings/{id}", get(booking::booking))
         .route("/v1/bookings/{id}/cancel", post(booking::cancel_booking))
         .route("/v1/checkin", post(booking::check_in))
+        .route("/v1/bookings/{id}/tickets.pdf", get(booking::tickets_pdf))
         .route("/v1/tickets/public-key", get(booking::ticket_public_key))
+        .route("/v1/tickets/{id}/qr.png", get(booking::ticket_qr_png))
         .route("/v1/audit", get(booking::audit))
         .route("/v1/sandbox/charges", get(booking::sandbox_charges))
         // Matched routes only: requests are classified by the route's pattern.
@@ -248,6 +288,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     api.layer(middleware::from_fn_with_state(timeout, timeout_layer))
         .layer(middleware::from_fn(limit_announced_body))
+        .layer(middleware::from_fn(problem_for_plain_rejections))
         .layer(middleware::from_fn(record_metrics))
         .layer(
             ServiceBuilder::new()

@@ -23,7 +23,7 @@ use crate::routes::{auth, booking, catalog, queue, seat_stream, system};
         queue::join_queue, queue::queue_ticket, queue::queue_ticket_stream, queue::challenge,
         booking::create_hold, booking::hold, booking::release_hold,
         booking::create_booking, booking::list_bookings, booking::booking, booking::cancel_booking,
-        booking::check_in, booking::ticket_public_key, booking::audit, booking::sandbox_charges,
+        booking::check_in, booking::ticket_public_key, booking::tickets_pdf, booking::ticket_qr_png, booking::audit, booking::sandbox_charges,
     ),
     modifiers(&BearerAuth, &RateLimitResponses),
 )]

@@ -952,6 +952,32 @@ impl BookingService {
         Ok(booking)
     }
 
+    /// A booking as stored, for its owner or an admin.
+    pub async fn owned_booking_record(
+        &self,
+        caller: &AuthUser,
+        id: &str,
+    ) -> ServiceResult<BookingRecord> {
+        self.owned_booking(caller, id).await
+    }
+
+    /// The booking a ticket belongs to, for its owner or an admin.
+    pub async fn booking_of_ticket(
+        &self,
+        caller: &AuthUser,
+        ticket_id: &boxoffice_domain::TicketId,
+    ) -> ServiceResult<BookingRecord> {
+        let booking = self
+            .store
+            .booking_of_ticket(ticket_id)
+            .await?
+            .ok_or(ServiceError::NotFound { what: "ticket" })?;
+        if booking.user_id != caller.id && !caller.is_admin() {
+            return Err(ServiceError::NotFound { what: "ticket" });
+        }
+        Ok(booking)
+    }
+
     pub async fn booking(&self, caller: &AuthUser, id: &str) -> ServiceResult<BookingView> {
         Ok(BookingView::of(&self.owned_booking(caller, id).await?))
     }

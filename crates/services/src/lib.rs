@@ -42,6 +42,7 @@ mod redis_connection;
 pub mod search;
 pub mod seat_locks;
 pub mod secrets;
+pub mod tickets;
 pub mod views;
 pub mod waiting_room;
 

@@ -747,6 +747,21 @@ impl InventoryStore for SqlStore {
         crate::bookings::load_booking(&self.pool, "hold_id", hold_id.as_str()).await
     }
 
+    async fn booking_of_ticket(
+        &self,
+        ticket_id: &boxoffice_domain::TicketId,
+    ) -> StoreResult<Option<BookingRecord>> {
+        let booking_id: Option<String> =
+            sqlx::query_scalar("SELECT booking_id FROM tickets WHERE id = $1")
+                .bind(ticket_id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        match booking_id {
+            Some(id) => crate::bookings::load_booking(&self.pool, "id", &id).await,
+            None => Ok(None),
+        }
+    }
+
     async fn list_bookings(
         &self,
         filter: &crate::BookingFilter,

@@ -250,6 +250,8 @@ pub trait InventoryStore: Send + Sync {
     ) -> StoreResult<Vec<HoldRecord>>;
     async fn booking(&self, id: &BookingId) -> StoreResult<Option<BookingRecord>>;
     async fn booking_of_hold(&self, hold_id: &HoldId) -> StoreResult<Option<BookingRecord>>;
+    /// The booking a ticket belongs to.
+    async fn booking_of_ticket(&self, ticket_id: &TicketId) -> StoreResult<Option<BookingRecord>>;
     async fn list_bookings(
         &self,
         filter: &BookingFilter,

@@ -30,4 +30,5 @@ mod rate_limits;
 mod redis;
 mod search;
 mod seat_stream;
+mod tickets;
 mod waiting_room;

@@ -242,3 +242,60 @@ pub async fn ticket_public_key(State(state): State<AppState>) -> Json<TicketKeyV
         code_format: "bx1.<base64url(JSON claims)>.<base64url(Ed25519 signature of the bytes before the last dot)>",
     })
 }
+
+fn binary(content_type: &'static str, bytes: Vec<u8>, filename: Option<String>) -> Response {
+    let mut response = (StatusCode::OK, bytes).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(content_type),
+    );
+    // Tickets are personal: never kept by shared caches.
+    headers.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("private, no-store"),
+    );
+    if let Some(name) = filename.and_then(|name| {
+        axum::http::HeaderValue::from_str(&format!("inline; filename=\"{name}\"")).ok()
+    }) {
+        headers.insert(axum::http::header::CONTENT_DISPOSITION, name);
+    }
+    response
+}
+
+/// The booking's tickets as a PDF, one page per ticket with its QR code.
+#[utoipa::path(get, path = "/v1/bookings/{id}/tickets.pdf", tag = "bookings", security(("bearer" = [])),
+    responses((status = 200, content_type = "application/pdf", description = "one page per ticket"),
+        (status = 404, description = "not_found")))]
+pub async fn tickets_pdf(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let pdf = boxoffice_services::tickets::booking_tickets_pdf(
+        &state.services.booking,
+        &state.services.catalog,
+        &caller,
+        &id,
+    )
+    .await?;
+    Ok(binary(
+        "application/pdf",
+        pdf,
+        Some(format!("tickets-{id}.pdf")),
+    ))
+}
+
+/// A ticket's code as a QR image (PNG), for its booking's owner or an admin.
+#[utoipa::path(get, path = "/v1/tickets/{id}/qr.png", tag = "bookings", security(("bearer" = [])),
+    responses((status = 200, content_type = "image/png", description = "the ticket's QR code"),
+        (status = 404, description = "not_found")))]
+pub async fn ticket_qr_png(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let png =
+        boxoffice_services::tickets::ticket_qr_png(&state.services.booking, &caller, &id).await?;
+    Ok(binary("image/png", png, None))
+}

@@ -8,8 +8,8 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
 use super::ics::{calendar, CalendarEntry};
-use super::qr_png::qr_png;
 use crate::catalog::ShowView;
+use crate::tickets::qr_png::qr_png;
 
 /// What a booking e-mail is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,12 +11,11 @@
 //! # Layout
 //! - [`mail`]: SMTP or mailbox-folder transport.
 //! - [`booking_mail`]: the confirmation and cancellation e-mails.
-//! - [`qr_png`], [`ics`]: a ticket's QR code as PNG, the calendar entry.
+//! - [`ics`]: the calendar entry. (QR images: `crate::tickets`.)
 
 pub mod booking_mail;
 pub mod ics;
 pub mod mail;
-pub mod qr_png;
 
 use std::sync::Arc;
 use std::time::Duration;
