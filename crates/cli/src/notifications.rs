@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use boxoffice_services::notifications::mail::MailConfig;
+use boxoffice_services::notifications::sms::{SmsConfig, TwilioConfig};
 use boxoffice_services::notifications::DispatcherConfig;
 use clap::Args;
 
-use crate::config::UrlWithCredentials;
+use crate::config::{Secret, UrlWithCredentials};
 
 /// A poll above a minute would make a confirmation e-mail feel lost.
 const POLL_INTERVAL_MS_MAX: u64 = 60_000;
@@ -48,6 +49,25 @@ pub struct NotificationArgs {
         value_parser = clap::value_parser!(u64).range(100..=BACKOFF_MAX_MS_MAX)
     )]
     pub outbox_backoff_max_ms: u64,
+    /// Twilio account for text messages; without it SMS go to the log.
+    #[arg(
+        long,
+        env = "BOXOFFICE_TWILIO_ACCOUNT_SID",
+        requires = "twilio_auth_token"
+    )]
+    pub twilio_account_sid: Option<String>,
+    #[arg(long, env = "BOXOFFICE_TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<Secret>,
+    /// The provider's API (an http:// relay: this build has no TLS).
+    #[arg(
+        long,
+        env = "BOXOFFICE_TWILIO_API_BASE",
+        default_value = "https://api.twilio.com"
+    )]
+    pub twilio_api_base: String,
+    /// The sender number or name of text messages.
+    #[arg(long, env = "BOXOFFICE_SMS_FROM", default_value = "boxoffice")]
+    pub sms_from: String,
 }
 
 impl NotificationArgs {
@@ -61,6 +81,14 @@ impl NotificationArgs {
             },
         };
         let mut config = DispatcherConfig::with_mail(mail);
+        if let (Some(sid), Some(token)) = (&self.twilio_account_sid, &self.twilio_auth_token) {
+            config.sms = SmsConfig::Twilio(TwilioConfig {
+                api_base: self.twilio_api_base.clone(),
+                account_sid: sid.clone(),
+                auth_token: token.expose().to_string(),
+                from: self.sms_from.clone(),
+            });
+        }
         config.mail_from = self.mail_from.clone();
         config.poll_interval = Duration::from_millis(self.outbox_poll_ms);
         config.backoff_max = Duration::from_millis(self.outbox_backoff_max_ms);

@@ -62,6 +62,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // A wrong SMTP URL or an unwritable mailbox stops the start, loudly.
     boxoffice_services::notifications::mail::MailTransport::new(&outbox.mail)
         .map_err(|error| anyhow::anyhow!("e-mail: {error}"))?;
+    boxoffice_services::notifications::sms::SmsSender::new(&outbox.sms)
+        .map_err(|error| anyhow::anyhow!("SMS: {error}"))?;
     let (stop_background, background_stopped) = watch::channel(false);
     let background = boxoffice_services::spawn_background(
         services.clone(),

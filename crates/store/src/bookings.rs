@@ -17,6 +17,7 @@ use crate::{
     AuditEntry, BookingFilter, BookingRecord, BookingRejection, CancelRejection, CheckinRejection,
     HoldItems, NewBooking, OutboxEvent, Page, PageRequest, SeatStatus, StandingState, StoreError,
     StoreResult, TicketRecord, TicketStatus, OUTBOX_CHANNEL_EMAIL, OUTBOX_CHANNEL_EVENTS,
+    OUTBOX_CHANNEL_SMS,
 };
 
 /// The outbox payload of an event about a booking: IDs only; consumers
@@ -188,7 +189,11 @@ pub(crate) async fn finish_booking(
         now,
         &booking_event(
             "booking.confirmed",
-            &[OUTBOX_CHANNEL_EMAIL, OUTBOX_CHANNEL_EVENTS],
+            &[
+                OUTBOX_CHANNEL_EMAIL,
+                OUTBOX_CHANNEL_SMS,
+                OUTBOX_CHANNEL_EVENTS,
+            ],
             booking,
         ),
     )
@@ -274,7 +279,11 @@ pub(crate) async fn cancel_in_tx(
         now,
         &booking_event(
             "booking.cancelled",
-            &[OUTBOX_CHANNEL_EMAIL, OUTBOX_CHANNEL_EVENTS],
+            &[
+                OUTBOX_CHANNEL_EMAIL,
+                OUTBOX_CHANNEL_SMS,
+                OUTBOX_CHANNEL_EVENTS,
+            ],
             &booking,
         ),
     )

@@ -462,10 +462,12 @@ pub struct SandboxCharge {
     pub created_at: DateTime<Utc>,
 }
 
-/// Outbox channels. `email` goes to the buyer; `events` to other systems
+/// Outbox channels. `email` and `sms` go to the buyer; `events` to other systems
 /// (NATS, outgoing webhooks) when they are configured.
 pub const OUTBOX_CHANNEL_EMAIL: &str = "email";
 pub const OUTBOX_CHANNEL_EVENTS: &str = "events";
+/// A text message to the buyer's phone, when they gave one.
+pub const OUTBOX_CHANNEL_SMS: &str = "sms";
 
 /// A domain event to announce, written with the change (see `write_outbox`).
 #[derive(Debug, Clone)]

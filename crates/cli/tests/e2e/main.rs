@@ -30,5 +30,6 @@ mod rate_limits;
 mod redis;
 mod search;
 mod seat_stream;
+mod sms;
 mod tickets;
 mod waiting_room;

@@ -10,18 +10,23 @@
 //!
 //! # Layout
 //! - [`mail`]: SMTP or mailbox-folder transport.
+//! - [`sms`]: text messages through a Twilio-shaped provider, or the log.
 //! - [`booking_mail`]: the confirmation and cancellation e-mails.
 //! - [`ics`]: the calendar entry. (QR images: `crate::tickets`.)
 
 pub mod booking_mail;
 pub mod ics;
 pub mod mail;
+pub mod sms;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use boxoffice_domain::{BookingId, UserId};
-use boxoffice_store::{OutboxMessage, Store, OUTBOX_CHANNEL_EMAIL, OUTBOX_CHANNEL_EVENTS};
+use boxoffice_store::{
+    BookingRecord, OutboxMessage, Store, UserRecord, OUTBOX_CHANNEL_EMAIL, OUTBOX_CHANNEL_EVENTS,
+    OUTBOX_CHANNEL_SMS,
+};
 use chrono::Utc;
 use futures::StreamExt;
 use lettre::message::Mailbox;
@@ -30,6 +35,7 @@ use tokio::sync::watch;
 use crate::catalog::CatalogService;
 use booking_mail::{BookingMail, BookingMailKind};
 use mail::{MailConfig, MailTransport};
+use sms::{SmsConfig, SmsSender};
 
 /// A claim lasts this long; a dispatcher that died mid-batch gives its rows
 /// back after it (then another delivers them: at least once).
@@ -43,6 +49,7 @@ const BACKLOG_REPORT_EVERY: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
     pub mail: MailConfig,
+    pub sms: SmsConfig,
     /// `From:` of every e-mail.
     pub mail_from: String,
     /// How often to look for due messages when idle.
@@ -62,6 +69,7 @@ impl DispatcherConfig {
     pub fn with_mail(mail: MailConfig) -> Self {
         DispatcherConfig {
             mail,
+            sms: SmsConfig::Log,
             mail_from: "boxoffice <tickets@boxoffice.local>".into(),
             poll_interval: Duration::from_millis(250),
             batch_size: 100,
@@ -85,6 +93,7 @@ pub struct OutboxDispatcher {
     store: Arc<dyn Store>,
     catalog: Arc<CatalogService>,
     mail: MailTransport,
+    sms: SmsSender,
     from: Mailbox,
     config: DispatcherConfig,
 }
@@ -96,6 +105,7 @@ impl OutboxDispatcher {
         config: DispatcherConfig,
     ) -> Result<OutboxDispatcher, String> {
         let mail = MailTransport::new(&config.mail).map_err(|error| error.to_string())?;
+        let sms = SmsSender::new(&config.sms)?;
         let from: Mailbox = config
             .mail_from
             .parse()
@@ -104,13 +114,18 @@ impl OutboxDispatcher {
             store,
             catalog,
             mail,
+            sms,
             from,
             config,
         })
     }
 
     pub fn describe(&self) -> String {
-        self.mail.describe()
+        format!(
+            "e-mail: {}, SMS: {}",
+            self.mail.describe(),
+            self.sms.describe()
+        )
     }
 
     /// Delivers until `shutdown` flips.
@@ -209,6 +224,7 @@ impl OutboxDispatcher {
     async fn deliver(&self, message: &OutboxMessage) -> Result<(), DeliveryError> {
         match message.channel.as_str() {
             OUTBOX_CHANNEL_EMAIL => self.deliver_email(message).await,
+            OUTBOX_CHANNEL_SMS => self.deliver_sms(message).await,
             // No publisher is configured for other systems yet: nothing to do.
             OUTBOX_CHANNEL_EVENTS => Ok(()),
             other => Err(DeliveryError::Permanent(format!("unknown channel {other}"))),
@@ -221,25 +237,7 @@ impl OutboxDispatcher {
             "booking.cancelled" => BookingMailKind::Cancelled,
             other => return Err(DeliveryError::Permanent(format!("no e-mail for {other}"))),
         };
-        let field = |name: &str| message.payload[name].as_str().unwrap_or("").to_string();
-        let booking_id = BookingId::parse(&field("booking_id"))
-            .map_err(|error| DeliveryError::Permanent(format!("booking_id: {error}")))?;
-        let user_id = UserId::parse(&field("user_id"))
-            .map_err(|error| DeliveryError::Permanent(format!("user_id: {error}")))?;
-        let transient =
-            |error: boxoffice_store::StoreError| DeliveryError::Transient(error.to_string());
-        let booking = self
-            .store
-            .booking(&booking_id)
-            .await
-            .map_err(transient)?
-            .ok_or_else(|| DeliveryError::Permanent(format!("no booking {booking_id}")))?;
-        let user = self
-            .store
-            .user_by_id(&user_id)
-            .await
-            .map_err(transient)?
-            .ok_or_else(|| DeliveryError::Permanent(format!("no user {user_id}")))?;
+        let (booking, user) = self.booking_and_user(message).await?;
         let show = self
             .catalog
             .show(booking.show_id.as_str())
@@ -260,6 +258,78 @@ impl OutboxDispatcher {
             .send(&message.event_id, composed)
             .await
             .map_err(|error| DeliveryError::Transient(error.to_string()))
+    }
+
+    /// The booking and buyer an outbox message is about.
+    async fn booking_and_user(
+        &self,
+        message: &OutboxMessage,
+    ) -> Result<(BookingRecord, UserRecord), DeliveryError> {
+        let field = |name: &str| message.payload[name].as_str().unwrap_or("").to_string();
+        let booking_id = BookingId::parse(&field("booking_id"))
+            .map_err(|error| DeliveryError::Permanent(format!("booking_id: {error}")))?;
+        let user_id = UserId::parse(&field("user_id"))
+            .map_err(|error| DeliveryError::Permanent(format!("user_id: {error}")))?;
+        let transient =
+            |error: boxoffice_store::StoreError| DeliveryError::Transient(error.to_string());
+        let booking = self
+            .store
+            .booking(&booking_id)
+            .await
+            .map_err(transient)?
+            .ok_or_else(|| DeliveryError::Permanent(format!("no booking {booking_id}")))?;
+        let user = self
+            .store
+            .user_by_id(&user_id)
+            .await
+            .map_err(transient)?
+            .ok_or_else(|| DeliveryError::Permanent(format!("no user {user_id}")))?;
+        Ok((booking, user))
+    }
+
+    async fn deliver_sms(&self, message: &OutboxMessage) -> Result<(), DeliveryError> {
+        let confirmed = match message.event_type.as_str() {
+            "booking.confirmed" => true,
+            "booking.cancelled" => false,
+            other => return Err(DeliveryError::Permanent(format!("no SMS for {other}"))),
+        };
+        let (booking, user) = self.booking_and_user(message).await?;
+        // Buyers who gave no phone number get e-mail only.
+        let Some(phone) = user.phone.as_deref().filter(|p| !p.trim().is_empty()) else {
+            return Ok(());
+        };
+        let show = self
+            .catalog
+            .show(booking.show_id.as_str())
+            .await
+            .map_err(|error| DeliveryError::Transient(error.to_string()))?;
+        let when = chrono::DateTime::parse_from_rfc3339(&show.starts_at)
+            .map(|t| {
+                t.with_timezone(&Utc)
+                    .format("%-d %b %Y %H:%M UTC")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| show.starts_at.clone());
+        let body = if confirmed {
+            format!(
+                "boxoffice: {} tickets for {}, {when}. Booking {}. Your QR codes are in your e-mail.",
+                booking.tickets.len(),
+                show.event.title,
+                booking.id
+            )
+        } else {
+            format!(
+                "boxoffice: booking {} for {}, {when} is cancelled and refunded.",
+                booking.id, show.event.title
+            )
+        };
+        self.sms
+            .send(&message.event_id, phone, &body)
+            .await
+            .map_err(|error| match error {
+                sms::SmsError::Unavailable(why) => DeliveryError::Transient(why),
+                sms::SmsError::Refused(why) => DeliveryError::Permanent(why),
+            })
     }
 
     async fn report_backlog(&self) {
