@@ -31,3 +31,4 @@ mod redis;
 mod search;
 mod seat_stream;
 mod waiting_room;
+mod webhooks;
