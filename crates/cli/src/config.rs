@@ -204,8 +204,8 @@ pub struct PaymentArgs {
     /// point it at a TLS-terminating egress proxy, or a fake Stripe in tests.
     #[arg(long, env = "BOXOFFICE_STRIPE_API_BASE", default_value = boxoffice_services::payments::stripe::API_BASE_DEFAULT)]
     pub stripe_api_base: String,
-    /// Stripe webhook signing secret (`whsec_…`). Read and kept for the
-    /// webhook endpoint, which is not there yet.
+    /// Stripe webhook signing secret (`whsec_…`): enables
+    /// `POST /v1/payments/webhooks/stripe`, whose events are checked with it.
     #[arg(long, env = "BOXOFFICE_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
     pub stripe_webhook_secret: Option<Secret>,
     /// Failed gateway attempts in a row that open the circuit breaker (then
@@ -275,6 +275,11 @@ impl ServicesArgs {
             },
             sandbox_latency: Duration::from_millis(self.sandbox_latency_ms),
             stripe: self.payment.stripe_config(),
+            stripe_webhook_secret: self
+                .payment
+                .stripe_webhook_secret
+                .as_ref()
+                .map(|secret| secret.expose().to_string()),
             payment_breaker: self.payment.breaker_config(),
             jwt_secret: self
                 .jwt_secret

@@ -154,9 +154,11 @@ fn warn_about_unused_services(args: &ServeArgs) {
     if let Some(url) = &args.nats_url {
         tracing::info!(nats_url = %url.redacted(), "NATS_URL is set but not used yet: domain events are not published");
     }
-    if args.services.payment.stripe_webhook_secret.is_some() {
-        tracing::info!(
-            "BOXOFFICE_STRIPE_WEBHOOK_SECRET is set but not used yet: there is no webhook endpoint"
+    if args.services.payment.stripe_webhook_secret.is_some()
+        && args.services.payment.stripe_secret_key.is_none()
+    {
+        tracing::warn!(
+            "BOXOFFICE_STRIPE_WEBHOOK_SECRET is set without BOXOFFICE_STRIPE_SECRET_KEY: webhooks are checked, but payments go to the sandbox"
         );
     }
 }

@@ -44,6 +44,18 @@ pub struct Refund {
     pub amount: i64,
 }
 
+impl Ledger {
+    /// The succeeded payment intent whose `metadata[hold_id]` is `hold_id`.
+    pub(crate) fn intent_of_hold(&self, hold_id: &str) -> Option<Value> {
+        self.intents
+            .iter()
+            .find(|intent| {
+                intent["metadata"]["hold_id"] == hold_id && intent["status"] == "succeeded"
+            })
+            .cloned()
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Ledger {
     /// Payment intents as JSON, in creation order.
@@ -183,14 +195,25 @@ async fn create_payment_intent(
         return unauthorized();
     }
     let key = idempotency_key(&headers);
-    let mut ledger = lock(&state.ledger);
-    idempotent(
-        &mut ledger,
-        "payment_intents",
-        key,
-        form,
-        decide_payment_intent,
-    )
+    let (response, captured) = {
+        let mut ledger = lock(&state.ledger);
+        let charges_before = ledger.charges.len();
+        let response = idempotent(
+            &mut ledger,
+            "payment_intents",
+            key,
+            form,
+            decide_payment_intent,
+        );
+        let captured = (ledger.charges.len() > charges_before)
+            .then(|| ledger.intents.last().cloned())
+            .flatten();
+        (response, captured)
+    };
+    if let Some(intent) = captured {
+        crate::webhook::after_capture(&state, intent).await;
+    }
+    response
 }
 
 fn decide_payment_intent(ledger: &mut Ledger, form: &Parameters) -> (StatusCode, Value) {

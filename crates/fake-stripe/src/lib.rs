@@ -9,8 +9,8 @@
 //! - [`api`]: the routes — `POST /v1/payment_intents` (with Stripe's
 //!   `Idempotency-Key` replay), `GET /v1/payment_intents/search`,
 //!   `POST /v1/refunds` — and the ledger behind them.
-//! - [`webhook`]: signing webhook payloads like Stripe (`Stripe-Signature`);
-//!   sending them is left for the webhook work.
+//! - [`webhook`]: signed webhook events (`Stripe-Signature`) sent to a
+//!   configured endpoint after a capture ([`WebhookMode`]) or on demand.
 //!
 //! Test tokens: `tok_chargeDeclined` and `tok_declined` are declined (402
 //! `card_error`), every other `tok_…` succeeds.
@@ -39,9 +39,12 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 pub use api::{Charge, Refund};
+pub use webhook::{Signing, WebhookDelivery, WebhookMode};
 
 /// The pause after a failed `accept` before the next.
 const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(10);
+/// How often `wait_for_webhook_deliveries` looks.
+const WEBHOOK_POLL_PAUSE: Duration = Duration::from_millis(20);
 
 /// What the fake does to one request instead of (or besides) answering it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +71,9 @@ struct FakeState {
     secret_key: String,
     faults: Mutex<Faults>,
     ledger: Mutex<api::Ledger>,
+    webhooks: Mutex<webhook::WebhookSettings>,
+    /// Sends the webhooks.
+    client: reqwest::Client,
 }
 
 #[derive(Default)]
@@ -96,6 +102,8 @@ impl FakeStripe {
             secret_key: secret_key.to_string(),
             faults: Mutex::new(Faults::default()),
             ledger: Mutex::new(api::Ledger::default()),
+            webhooks: Mutex::new(webhook::WebhookSettings::default()),
+            client: reqwest::Client::new(),
         });
         let router = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -142,6 +150,58 @@ impl FakeStripe {
 
     pub fn refunds(&self) -> Vec<Refund> {
         lock(&self.state.ledger).refunds.clone()
+    }
+
+    /// Where webhooks go (e.g. `http://127.0.0.1:8080/v1/payments/webhooks/stripe`)
+    /// and the secret they are signed with.
+    pub fn set_webhook_endpoint(&self, url: &str, secret: &str) {
+        lock(&self.state.webhooks).endpoint = Some((url.to_string(), secret.to_string()));
+    }
+
+    /// When `payment_intent.succeeded` is sent after a capture (from the
+    /// next capture on).
+    pub fn set_webhook_mode(&self, mode: WebhookMode) {
+        lock(&self.state.webhooks).mode = mode;
+    }
+
+    /// Sends `event` (see [`webhook::event`]) now, signed as `signing` says.
+    pub async fn send_event(&self, event: &serde_json::Value, signing: Signing) -> WebhookDelivery {
+        webhook::deliver(&self.state, event, signing).await
+    }
+
+    /// The payment intent of the captured charge for `hold_id`, as stored.
+    pub fn intent_of_hold(&self, hold_id: &str) -> Option<serde_json::Value> {
+        lock(&self.state.ledger).intent_of_hold(hold_id)
+    }
+
+    /// Sends a new `payment_intent.succeeded` event (a fresh event ID) for
+    /// the captured charge of `hold_id`; `None` when there is none.
+    pub async fn send_succeeded_for_hold(&self, hold_id: &str) -> Option<WebhookDelivery> {
+        let intent = self.intent_of_hold(hold_id)?;
+        let event = webhook::event("payment_intent.succeeded", intent);
+        Some(webhook::deliver(&self.state, &event, Signing::Valid).await)
+    }
+
+    /// Every webhook delivery so far, in order.
+    pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        lock(&self.state.webhooks).deliveries.clone()
+    }
+
+    /// Waits until at least `count` deliveries were made (or `timeout`
+    /// passed); returns them.
+    pub async fn wait_for_webhook_deliveries(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<WebhookDelivery> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let deliveries = self.webhook_deliveries();
+            if deliveries.len() >= count || tokio::time::Instant::now() >= deadline {
+                return deliveries;
+            }
+            tokio::time::sleep(WEBHOOK_POLL_PAUSE).await;
+        }
     }
 }
 

@@ -193,6 +193,12 @@ pub fn problem_of_service(error: &ServiceError) -> Problem {
             "Invalid ticket",
             detail,
         ),
+        E::InvalidSignature => problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_signature",
+            "Invalid signature",
+            detail,
+        ),
         E::IdempotencyKeyRequired => problem(
             StatusCode::BAD_REQUEST,
             "idempotency_key_required",

@@ -102,6 +102,28 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// The raw body, whatever its type (bounded by the body limit), with the
+/// same problem answers as the JSON extractors: for signed payloads, whose
+/// signature covers the exact bytes.
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::Service(ServiceError::invalid("body", rejection.body_text()))
+                }
+            })
+    }
+}
+
 /// A JSON body.
 pub struct ApiJson<T>(pub T);
 

@@ -217,7 +217,7 @@ pub fn metrics_router(metrics: PrometheusHandle) -> Router {
 
 /// The whole application. Tests and the CLI both build it from here.
 pub fn router(state: AppState) -> Router {
-    use routes::{auth, booking, catalog, queue, seat_stream, system};
+    use routes::{auth, booking, catalog, payments, queue, seat_stream, system};
     let timeout = state.request_timeout;
     let limits = middleware::from_fn_with_state(state.clone(), rate_limit::limit_requests);
     let api = Router::new()
@@ -279,6 +279,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tickets/{id}/qr.png", get(booking::ticket_qr_png))
         .route("/v1/audit", get(booking::audit))
         .route("/v1/sandbox/charges", get(booking::sandbox_charges))
+        .route("/v1/payments/webhooks/{gateway}", post(payments::webhook))
         // Matched routes only: requests are classified by the route's pattern.
         .route_layer(limits)
         .merge(pages::router())

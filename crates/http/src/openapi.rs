@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::rate_limit::rate_limit_class;
 
-use crate::routes::{auth, booking, catalog, queue, seat_stream, system};
+use crate::routes::{auth, booking, catalog, payments, queue, seat_stream, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,7 @@ use crate::routes::{auth, booking, catalog, queue, seat_stream, system};
         booking::create_hold, booking::hold, booking::release_hold,
         booking::create_booking, booking::list_bookings, booking::booking, booking::cancel_booking,
         booking::check_in, booking::ticket_public_key, booking::tickets_pdf, booking::ticket_qr_png, booking::audit, booking::sandbox_charges,
+        payments::webhook,
     ),
     modifiers(&BearerAuth, &RateLimitResponses),
 )]

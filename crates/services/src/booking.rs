@@ -33,6 +33,10 @@ use crate::seat_locks::{GuardedSeatLocks, LockAttempt, LockOutcome, SeatLocks};
 use crate::views::{rfc3339, BookingView, CheckinView, HoldView, MoneyView};
 use crate::waiting_room::{check_admission, WaitingRoomTokens};
 
+mod webhooks;
+
+pub use webhooks::{WebhookOutcome, WEBHOOK_GATEWAY_STRIPE};
+
 /// Expired holds released per sweeper transaction.
 const EXPIRY_BATCH_MAX: u32 = 500;
 /// Stuck payments reconciled per pass.
@@ -147,6 +151,9 @@ pub struct BookingService {
     /// Checks `X-Admission-Token` on shows with a waiting room; without
     /// it, such shows cannot be held at all.
     admission: Option<Arc<WaitingRoomTokens>>,
+    /// The Stripe webhook signing secret; without it there is no webhook
+    /// endpoint.
+    webhook_secret: Option<String>,
 }
 
 fn stored_json<T: Serialize>(status: u16, value: &T) -> StoredResponse {
@@ -179,6 +186,7 @@ impl BookingService {
             expiry: HoldExpiryQueue::new(),
             seat_locks: None,
             admission: None,
+            webhook_secret: None,
             store,
             clock,
             gateway,
@@ -194,6 +202,12 @@ impl BookingService {
     /// decides, so that nodes turn away each other's winners cheaply.
     pub fn with_admission_tokens(mut self, tokens: Arc<WaitingRoomTokens>) -> Self {
         self.admission = Some(tokens);
+        self
+    }
+
+    /// Accepts the gateway's webhooks signed with `secret`.
+    pub fn with_webhook_secret(mut self, secret: Option<String>) -> Self {
+        self.webhook_secret = secret;
         self
     }
 
@@ -811,6 +825,22 @@ impl BookingService {
             .store
             .abort_payment(&hold.id, PaymentAbort::Unavailable, self.clock.now(), None)
             .await?;
+        if aborted.is_none() {
+            // No longer PAYING: the gateway's webhook (or reconciliation)
+            // booked it meanwhile. That booking is this request's answer.
+            if let Some(booking) = self.store.booking_of_hold(&hold.id).await? {
+                let view = BookingView::of(&booking);
+                if let Some(scope) = scope {
+                    self.store
+                        .complete_idempotency_key(&IdempotencyCompletion {
+                            scope: scope.clone(),
+                            response: stored_json(201, &view),
+                        })
+                        .await?;
+                }
+                return Ok(view);
+            }
+        }
         self.unlock_if_ended(aborted.as_ref()).await;
         Err(ServiceError::PaymentUnavailable)
     }
@@ -914,6 +944,16 @@ impl BookingService {
     }
 
     async fn refund_orphan_charge(&self, hold_id: &HoldId) {
+        // Claimed first, so that a late webhook never books the hold after
+        // its money went back (invariant 3).
+        match self.store.claim_refund(hold_id, self.clock.now()).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::error!(%hold_id, %error, "could not claim the refund of a charge without a booking");
+                return;
+            }
+        }
         let key = gateway_key_of_hold(hold_id);
         if let Err(error) = self.gateway.refund(&key).await {
             tracing::error!(%hold_id, %error, "could not refund a charge without a booking; reconciliation will retry");

@@ -68,6 +68,10 @@ pub enum ServiceError {
     /// 400 `invalid_ticket`.
     #[error("not a valid ticket code")]
     InvalidTicket,
+    /// 400 `invalid_signature`: a payment webhook whose signature is
+    /// missing, wrong or too old.
+    #[error("the webhook signature is missing, wrong or too old")]
+    InvalidSignature,
     /// 400 `idempotency_key_required`.
     #[error("this request needs an Idempotency-Key header")]
     IdempotencyKeyRequired,

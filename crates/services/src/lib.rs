@@ -76,6 +76,9 @@ pub struct ServicesConfig {
     pub sandbox_latency: Duration,
     /// Stripe instead of the sandbox gateway.
     pub stripe: Option<StripeConfig>,
+    /// Stripe's webhook signing secret (`whsec_…`): enables
+    /// `POST /v1/payments/webhooks/stripe`.
+    pub stripe_webhook_secret: Option<String>,
     /// The circuit breaker in front of the gateway (the attempt timeout is
     /// `booking.payment_timeout`).
     pub payment_breaker: PaymentBreakerConfig,
@@ -199,7 +202,8 @@ impl Services {
             config.booking.clone(),
             render_error,
         )
-        .with_admission_tokens(waiting_room_tokens);
+        .with_admission_tokens(waiting_room_tokens)
+        .with_webhook_secret(config.stripe_webhook_secret.clone());
         let booking = match &config.seat_locks {
             Some(locks) => booking.with_seat_locks(locks.clone()),
             None => booking,

@@ -30,6 +30,7 @@ mod sandbox;
 mod search;
 mod settings;
 mod users;
+mod webhooks;
 
 use async_trait::async_trait;
 use boxoffice_domain::waiting_room::RoomConfig;
@@ -383,6 +384,72 @@ pub trait OutboxStore: Send + Sync {
     ) -> StoreResult<Vec<OutboxMessage>>;
 }
 
+/// A payment event delivered by a gateway's webhook (recorded once by ID).
+#[derive(Debug, Clone)]
+pub struct WebhookEvent {
+    /// `stripe`.
+    pub gateway: String,
+    /// The gateway's event ID (`evt_…`).
+    pub event_id: String,
+    pub event_type: String,
+}
+
+/// What booking a hold whose payment a webhook announced came to.
+#[derive(Debug, Clone)]
+pub enum PaidHoldOutcome {
+    /// The event was processed before: nothing done again.
+    Duplicate,
+    /// The hold is now booked (it was `PAYING`, `ACTIVE`, or ended with
+    /// every place still free).
+    Booked(Box<BookingRecord>),
+    /// The API or reconciliation had booked it already (event recorded).
+    AlreadyConfirmed,
+    /// No such hold (event recorded; nothing to book).
+    UnknownHold,
+    /// The hold changed while we looked (nothing written): look again.
+    Raced,
+    /// The hold ended and some of its places were sold since, or a refund
+    /// of its charge is under way (nothing written): refund the payment.
+    PlacesGone,
+}
+
+/// Incoming payment webhooks: every event ID recorded in the transaction of
+/// its effect, so a replayed event does nothing again.
+#[async_trait]
+pub trait PaymentWebhookStore: Send + Sync {
+    /// Records an event that has no effect of its own; `false` when it was
+    /// recorded before.
+    async fn record_webhook_event(
+        &self,
+        event: &WebhookEvent,
+        hold_id: Option<&HoldId>,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Books the hold of a captured payment, whatever state the hold is in
+    /// (`PAYING`, `ACTIVE`, or ended with its places still free), in one
+    /// transaction with the event's record.
+    async fn book_paid_hold(
+        &self,
+        event: &WebhookEvent,
+        booking: &NewBooking,
+        now: DateTime<Utc>,
+    ) -> StoreResult<PaidHoldOutcome>;
+    /// Marks that the hold's charge is being refunded, so that it is never
+    /// booked afterwards; `false` when the hold is booked (or unknown).
+    async fn claim_refund(&self, hold_id: &HoldId, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// After the refund of a late payment: the event, the audit record and
+    /// the `payment.refunded` outbox event (`events` channel) in one
+    /// transaction; `false` when the event was recorded before.
+    async fn record_late_payment_refund(
+        &self,
+        event: &WebhookEvent,
+        hold: &HoldRecord,
+        gateway_reference: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+}
+
 /// The whole persistence port.
 pub trait Store:
     SettingsStore
@@ -394,6 +461,7 @@ pub trait Store:
     + SandboxLedgerStore
     + QueueStore
     + OutboxStore
+    + PaymentWebhookStore
 {
 }
 
@@ -407,5 +475,6 @@ impl<T> Store for T where
         + SandboxLedgerStore
         + QueueStore
         + OutboxStore
+        + PaymentWebhookStore
 {
 }

@@ -33,3 +33,4 @@ mod seat_stream;
 mod sms;
 mod tickets;
 mod waiting_room;
+mod webhooks;

@@ -1,6 +1,7 @@
 pub mod auth;
 pub mod booking;
 pub mod catalog;
+pub mod payments;
 pub mod queue;
 pub mod seat_stream;
 pub mod system;

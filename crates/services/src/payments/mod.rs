@@ -11,6 +11,7 @@
 pub mod guard;
 pub mod sandbox;
 pub mod stripe;
+pub mod webhook;
 
 use async_trait::async_trait;
 use boxoffice_domain::{HoldId, Money};
