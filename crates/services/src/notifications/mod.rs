@@ -12,10 +12,12 @@
 //! - [`mail`]: SMTP or mailbox-folder transport.
 //! - [`booking_mail`]: the confirmation and cancellation e-mails.
 //! - [`qr_png`], [`ics`]: a ticket's QR code as PNG, the calendar entry.
+//! - [`nats`]: domain events (the `events` channel) to NATS JetStream.
 
 pub mod booking_mail;
 pub mod ics;
 pub mod mail;
+pub mod nats;
 pub mod qr_png;
 
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use tokio::sync::watch;
 use crate::catalog::CatalogService;
 use booking_mail::{BookingMail, BookingMailKind};
 use mail::{MailConfig, MailTransport};
+use nats::{EventPublisher, NatsConfig};
 
 /// A claim lasts this long; a dispatcher that died mid-batch gives its rows
 /// back after it (then another delivers them: at least once).
@@ -56,6 +59,9 @@ pub struct DispatcherConfig {
     pub backoff_max: Duration,
     /// Then give up (a message older than this is not retried).
     pub retry_window: Duration,
+    /// Publish domain events to NATS JetStream; without it the `events`
+    /// channel is marked delivered without going anywhere.
+    pub events: Option<NatsConfig>,
 }
 
 impl DispatcherConfig {
@@ -69,6 +75,7 @@ impl DispatcherConfig {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             retry_window: Duration::from_secs(3 * 24 * 3600),
+            events: None,
         }
     }
 }
@@ -86,6 +93,7 @@ pub struct OutboxDispatcher {
     store: Arc<dyn Store>,
     catalog: Arc<CatalogService>,
     mail: MailTransport,
+    events: Option<EventPublisher>,
     from: Mailbox,
     config: DispatcherConfig,
 }
@@ -101,17 +109,28 @@ impl OutboxDispatcher {
             .mail_from
             .parse()
             .map_err(|error| format!("BOXOFFICE_MAIL_FROM {:?}: {error}", config.mail_from))?;
+        let events = config.events.clone().map(EventPublisher::new);
         Ok(OutboxDispatcher {
             store,
             catalog,
             mail,
+            events,
             from,
             config,
         })
     }
 
+    /// Where e-mails go, for the start-up log.
     pub fn describe(&self) -> String {
         self.mail.describe()
+    }
+
+    /// Where domain events go, for the start-up log.
+    pub fn describe_events(&self) -> String {
+        match &self.events {
+            Some(publisher) => publisher.describe(),
+            None => "nowhere (NATS_URL is not set; the events channel is a no-op)".into(),
+        }
     }
 
     /// Delivers until `shutdown` flips.
@@ -210,8 +229,7 @@ impl OutboxDispatcher {
     async fn deliver(&self, message: &OutboxMessage) -> Result<(), DeliveryError> {
         match message.channel.as_str() {
             OUTBOX_CHANNEL_EMAIL => self.deliver_email(message).await,
-            // No publisher is configured for other systems yet: nothing to do.
-            OUTBOX_CHANNEL_EVENTS => Ok(()),
+            OUTBOX_CHANNEL_EVENTS => self.deliver_event(message).await,
             other => Err(DeliveryError::Permanent(format!("unknown channel {other}"))),
         }
     }
@@ -260,6 +278,20 @@ impl OutboxDispatcher {
         self.mail
             .send(&message.event_id, composed)
             .await
+            .map_err(|error| DeliveryError::Transient(error.to_string()))
+    }
+
+    async fn deliver_event(&self, message: &OutboxMessage) -> Result<(), DeliveryError> {
+        // Without NATS there is no consumer to wait for: nothing to do.
+        let Some(publisher) = &self.events else {
+            return Ok(());
+        };
+        // Every failure may heal (the server comes back, the stream is
+        // created): the outbox keeps the event and retries with backoff.
+        publisher
+            .publish(message)
+            .await
+            .map(|_| ())
             .map_err(|error| DeliveryError::Transient(error.to_string()))
     }
 
