@@ -110,6 +110,11 @@ impl OutboxDispatcher {
             .parse()
             .map_err(|error| format!("BOXOFFICE_MAIL_FROM {:?}: {error}", config.mail_from))?;
         let events = config.events.clone().map(EventPublisher::new);
+        if let Some(Err(error)) = events.as_ref().map(EventPublisher::check_url) {
+            // Bookings and e-mails go on; the events wait in the outbox and
+            // every attempt to publish them says why again.
+            tracing::error!(%error, "NATS_URL cannot be used: domain events will wait in the outbox");
+        }
         Ok(OutboxDispatcher {
             store,
             catalog,

@@ -111,6 +111,18 @@ impl EventPublisher {
         self.config.describe()
     }
 
+    /// Checks the URL (or comma-separated URLs) without connecting, so that a
+    /// bad `NATS_URL` is reported at start rather than at the first event.
+    pub fn check_url(&self) -> Result<(), PublishError> {
+        for address in self.config.url.split(',') {
+            address
+                .trim()
+                .parse::<async_nats::ServerAddr>()
+                .map_err(|error| PublishError::Connect(format!("{}: {error}", self.describe())))?;
+        }
+        Ok(())
+    }
+
     /// The subject of an event type: `boxoffice.booking.confirmed`.
     pub fn subject(&self, event_type: &str) -> String {
         format!("{}.{event_type}", self.config.subject_prefix)
@@ -349,6 +361,21 @@ mod tests {
         assert_eq!(info.config.subjects, vec!["unit.>".to_string()]);
         assert_eq!(info.config.storage, StorageType::File);
         assert!(info.config.duplicate_window >= Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_bad_url_is_found_without_connecting() {
+        let publisher = |url: &str| {
+            EventPublisher::new(NatsConfig {
+                url: url.into(),
+                stream: "BOXOFFICE".into(),
+                subject_prefix: "boxoffice".into(),
+            })
+        };
+        assert!(publisher("nats://127.0.0.1:4222").check_url().is_ok());
+        assert!(publisher("nats://a:4222,nats://b:4223").check_url().is_ok());
+        assert!(publisher("nats://127.0.0.1:notaport").check_url().is_err());
+        assert!(publisher("http://127.0.0.1:4222").check_url().is_err());
     }
 
     #[test]
