@@ -321,7 +321,10 @@ pub struct ServeArgs {
     /// limits fall back to each node's own).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<UrlWithCredentials>,
-    /// NATS JetStream, for publishing domain events. Accepted, not used yet.
+    /// NATS JetStream, for publishing domain events (bookings confirmed and
+    /// cancelled, refunds); without it they stay in the outbox only. A server
+    /// that is down or a bad URL does not stop bookings: events wait and are
+    /// retried.
     #[arg(long, env = "NATS_URL", hide_env_values = true)]
     pub nats_url: Option<UrlWithCredentials>,
     #[command(flatten)]

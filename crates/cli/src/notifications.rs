@@ -1,10 +1,11 @@
-//! The notification options of `boxoffice serve`: where e-mails go and how
-//! the outbox dispatcher retries (issue 6).
+//! The notification options of `boxoffice serve`: where e-mails and domain
+//! events go and how the outbox dispatcher retries (issue 6).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use boxoffice_services::notifications::mail::MailConfig;
+use boxoffice_services::notifications::nats::NatsConfig;
 use boxoffice_services::notifications::sms::{SmsConfig, TwilioConfig};
 use boxoffice_services::notifications::DispatcherConfig;
 use clap::Args;
@@ -15,6 +16,8 @@ use crate::config::{Secret, UrlWithCredentials};
 const POLL_INTERVAL_MS_MAX: u64 = 60_000;
 /// Retries further apart than a day would outlast the retry window's point.
 const BACKOFF_MAX_MS_MAX: u64 = 86_400_000;
+/// NATS caps stream names at 255 bytes; subjects are kept as short.
+const NATS_NAME_LENGTH_MAX: usize = 255;
 
 #[derive(Debug, Clone, Args)]
 pub struct NotificationArgs {
@@ -68,10 +71,29 @@ pub struct NotificationArgs {
     /// The sender number or name of text messages.
     #[arg(long, env = "BOXOFFICE_SMS_FROM", default_value = "boxoffice")]
     pub sms_from: String,
+    /// The JetStream stream that holds the domain events (with `NATS_URL`).
+    #[arg(
+        long,
+        env = "BOXOFFICE_NATS_STREAM",
+        default_value = "BOXOFFICE",
+        value_parser = parse_stream_name
+    )]
+    pub nats_stream: String,
+    /// Domain events are published to `{prefix}.{event type}`, e.g.
+    /// `boxoffice.booking.confirmed`; the stream takes `{prefix}.>`.
+    #[arg(
+        long,
+        env = "BOXOFFICE_NATS_SUBJECT_PREFIX",
+        default_value = "boxoffice",
+        value_parser = parse_subject_prefix
+    )]
+    pub nats_subject_prefix: String,
 }
 
 impl NotificationArgs {
-    pub fn dispatcher_config(&self) -> DispatcherConfig {
+    /// The dispatcher's settings; `nats_url` (`NATS_URL`) turns on the
+    /// publishing of domain events.
+    pub fn dispatcher_config(&self, nats_url: Option<&UrlWithCredentials>) -> DispatcherConfig {
         let mail = match &self.smtp_url {
             Some(url) => MailConfig::Smtp {
                 url: url.expose().to_string(),
@@ -93,6 +115,56 @@ impl NotificationArgs {
         config.poll_interval = Duration::from_millis(self.outbox_poll_ms);
         config.backoff_max = Duration::from_millis(self.outbox_backoff_max_ms);
         config.backoff_initial = config.backoff_initial.min(config.backoff_max);
+        config.events = nats_url.map(|url| NatsConfig {
+            url: url.expose().to_string(),
+            stream: self.nats_stream.clone(),
+            subject_prefix: self.nats_subject_prefix.clone(),
+        });
         config
+    }
+}
+
+/// A JetStream stream name: no spaces, dots or wildcards (NATS rejects them).
+fn parse_stream_name(value: &str) -> Result<String, String> {
+    let bad = |c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\');
+    if value.is_empty() || value.len() > NATS_NAME_LENGTH_MAX || value.contains(bad) {
+        return Err(format!(
+            "a stream name of 1 to {NATS_NAME_LENGTH_MAX} characters without spaces, '.', '*', '>', '/' or '\\'"
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// Subject tokens separated by dots, none empty, no wildcards or spaces.
+fn parse_subject_prefix(value: &str) -> Result<String, String> {
+    let bad_token = |token: &str| {
+        token.is_empty() || token.contains(|c: char| c.is_whitespace() || matches!(c, '*' | '>'))
+    };
+    if value.len() > NATS_NAME_LENGTH_MAX || value.split('.').any(bad_token) {
+        return Err(format!(
+            "dot-separated subject tokens (at most {NATS_NAME_LENGTH_MAX} characters), none empty, without spaces, '*' or '>'"
+        ));
+    }
+    Ok(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_and_subject_prefixes_are_checked() {
+        assert!(parse_stream_name("BOXOFFICE").is_ok());
+        assert!(parse_stream_name("").is_err());
+        assert!(parse_stream_name("BOX.OFFICE").is_err());
+        assert!(parse_stream_name("BOX OFFICE").is_err());
+        assert!(parse_stream_name(&"S".repeat(NATS_NAME_LENGTH_MAX)).is_ok());
+        assert!(parse_stream_name(&"S".repeat(NATS_NAME_LENGTH_MAX + 1)).is_err());
+        assert!(parse_subject_prefix("boxoffice").is_ok());
+        assert!(parse_subject_prefix("acme.boxoffice").is_ok());
+        assert!(parse_subject_prefix("").is_err());
+        assert!(parse_subject_prefix("acme..boxoffice").is_err());
+        assert!(parse_subject_prefix("boxoffice.>").is_err());
+        assert!(parse_subject_prefix("box office").is_err());
     }
 }

@@ -58,7 +58,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
 
-    let outbox = args.notifications.dispatcher_config();
+    let outbox = args.notifications.dispatcher_config(args.nats_url.as_ref());
     // A wrong SMTP URL or an unwritable mailbox stops the start, loudly.
     boxoffice_services::notifications::mail::MailTransport::new(&outbox.mail)
         .map_err(|error| anyhow::anyhow!("e-mail: {error}"))?;
@@ -151,9 +151,6 @@ fn announce(line: &str) -> anyhow::Result<()> {
 /// (Redis is used, for seat soft-locks and rate limits: `build_services`
 /// reports on it.)
 fn warn_about_unused_services(args: &ServeArgs) {
-    if let Some(url) = &args.nats_url {
-        tracing::info!(nats_url = %url.redacted(), "NATS_URL is set but not used yet: domain events are not published");
-    }
     if args.services.payment.stripe_webhook_secret.is_some()
         && args.services.payment.stripe_secret_key.is_none()
     {

@@ -262,7 +262,7 @@ pub fn spawn_background(
             config,
         ) {
             Ok(dispatcher) => {
-                tracing::info!(mail = %dispatcher.describe(), "outbox dispatcher started");
+                tracing::info!(mail = %dispatcher.describe(), events = %dispatcher.describe_events(), "outbox dispatcher started");
                 Some(tokio::spawn(dispatcher.run(shutdown.clone())))
             }
             Err(error) => {

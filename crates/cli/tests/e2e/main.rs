@@ -9,7 +9,8 @@
 //!
 //! Layout: `common` (harness), then one module per area of the contract.
 //! `redis` runs `redis-server` processes of its own (PostgreSQL backend only),
-//! and so does `rate_limits` for its two-node test.
+//! and so does `rate_limits` for its two-node test; `nats` runs
+//! `nats-server -js` processes of its own, `mail` an SMTP server.
 
 #[macro_use]
 mod common;
@@ -22,6 +23,7 @@ mod crash;
 mod flow;
 mod idempotency;
 mod mail;
+mod nats;
 mod nodes;
 mod pages;
 mod payments;

@@ -13,10 +13,12 @@
 //! - [`sms`]: text messages through a Twilio-shaped provider, or the log.
 //! - [`booking_mail`]: the confirmation and cancellation e-mails.
 //! - [`ics`]: the calendar entry. (QR images: `crate::tickets`.)
+//! - [`nats`]: domain events (the `events` channel) to NATS JetStream.
 
 pub mod booking_mail;
 pub mod ics;
 pub mod mail;
+pub mod nats;
 pub mod sms;
 
 use std::sync::Arc;
@@ -35,6 +37,7 @@ use tokio::sync::watch;
 use crate::catalog::CatalogService;
 use booking_mail::{BookingMail, BookingMailKind};
 use mail::{MailConfig, MailTransport};
+use nats::{EventPublisher, NatsConfig};
 use sms::{SmsConfig, SmsSender};
 
 /// A claim lasts this long; a dispatcher that died mid-batch gives its rows
@@ -62,6 +65,9 @@ pub struct DispatcherConfig {
     pub backoff_max: Duration,
     /// Then give up (a message older than this is not retried).
     pub retry_window: Duration,
+    /// Publish domain events to NATS JetStream; without it the `events`
+    /// channel is marked delivered without going anywhere.
+    pub events: Option<NatsConfig>,
 }
 
 impl DispatcherConfig {
@@ -76,6 +82,7 @@ impl DispatcherConfig {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             retry_window: Duration::from_secs(3 * 24 * 3600),
+            events: None,
         }
     }
 }
@@ -94,6 +101,7 @@ pub struct OutboxDispatcher {
     catalog: Arc<CatalogService>,
     mail: MailTransport,
     sms: SmsSender,
+    events: Option<EventPublisher>,
     from: Mailbox,
     config: DispatcherConfig,
 }
@@ -110,22 +118,38 @@ impl OutboxDispatcher {
             .mail_from
             .parse()
             .map_err(|error| format!("BOXOFFICE_MAIL_FROM {:?}: {error}", config.mail_from))?;
+        let events = config.events.clone().map(EventPublisher::new);
+        if let Some(Err(error)) = events.as_ref().map(EventPublisher::check_url) {
+            // Bookings and e-mails go on; the events wait in the outbox and
+            // every attempt to publish them says why again.
+            tracing::error!(%error, "NATS_URL cannot be used: domain events will wait in the outbox");
+        }
         Ok(OutboxDispatcher {
             store,
             catalog,
             mail,
             sms,
+            events,
             from,
             config,
         })
     }
 
+    /// Where e-mails go, for the start-up log.
     pub fn describe(&self) -> String {
         format!(
             "e-mail: {}, SMS: {}",
             self.mail.describe(),
             self.sms.describe()
         )
+    }
+
+    /// Where domain events go, for the start-up log.
+    pub fn describe_events(&self) -> String {
+        match &self.events {
+            Some(publisher) => publisher.describe(),
+            None => "nowhere (NATS_URL is not set; the events channel is a no-op)".into(),
+        }
     }
 
     /// Delivers until `shutdown` flips.
@@ -225,8 +249,7 @@ impl OutboxDispatcher {
         match message.channel.as_str() {
             OUTBOX_CHANNEL_EMAIL => self.deliver_email(message).await,
             OUTBOX_CHANNEL_SMS => self.deliver_sms(message).await,
-            // No publisher is configured for other systems yet: nothing to do.
-            OUTBOX_CHANNEL_EVENTS => Ok(()),
+            OUTBOX_CHANNEL_EVENTS => self.deliver_event(message).await,
             other => Err(DeliveryError::Permanent(format!("unknown channel {other}"))),
         }
     }
@@ -330,6 +353,20 @@ impl OutboxDispatcher {
                 sms::SmsError::Unavailable(why) => DeliveryError::Transient(why),
                 sms::SmsError::Refused(why) => DeliveryError::Permanent(why),
             })
+    }
+
+    async fn deliver_event(&self, message: &OutboxMessage) -> Result<(), DeliveryError> {
+        // Without NATS there is no consumer to wait for: nothing to do.
+        let Some(publisher) = &self.events else {
+            return Ok(());
+        };
+        // Every failure may heal (the server comes back, the stream is
+        // created): the outbox keeps the event and retries with backoff.
+        publisher
+            .publish(message)
+            .await
+            .map(|_| ())
+            .map_err(|error| DeliveryError::Transient(error.to_string()))
     }
 
     async fn report_backlog(&self) {
