@@ -61,7 +61,7 @@ pub struct NotificationArgs {
     pub twilio_account_sid: Option<String>,
     #[arg(long, env = "BOXOFFICE_TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub twilio_auth_token: Option<Secret>,
-    /// The provider's API (an http:// relay: this build has no TLS).
+    /// The provider's API (`https://` checked against the system CA store).
     #[arg(
         long,
         env = "BOXOFFICE_TWILIO_API_BASE",

@@ -659,6 +659,24 @@ impl CatalogService {
         Ok(EventView::of(&event, Some(shows)))
     }
 
+    /// An event's next show that is not cancelled, for listings: only that
+    /// show's view is built (its venue and availability loaded), not all.
+    pub async fn next_show(&self, event_id: &str) -> ServiceResult<Option<ShowView>> {
+        let id = EventId::parse(event_id).map_err(|_| ServiceError::NotFound { what: "event" })?;
+        let now = self.clock.now();
+        let next = self
+            .store
+            .shows_of_event(&id)
+            .await?
+            .into_iter()
+            .filter(|show| show.status != ShowStatus::Cancelled && show.starts_at >= now)
+            .min_by_key(|show| show.starts_at);
+        match next {
+            Some(show) => Ok(Some(self.show_view(&show, None).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// Tells the search index about this node's change at once, so that the
     /// answer's sender finds it right away. The change is committed either
     /// way; if this fails the index's poll picks it up within a second.

@@ -89,6 +89,20 @@ impl OutboxStore for SqlStore {
                  ORDER BY next_attempt_at LIMIT $3{lock}) \
              RETURNING {COLUMNS}"
         );
+        // Idle most of the time: look before taking SQLite's single write
+        // lock (or a PostgreSQL write), so that an empty poll never queues
+        // behind a flash sale's hold batches.
+        let due = sqlx::query(
+            "SELECT 1 AS due FROM outbox \
+             WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1 \
+               AND (claimed_until IS NULL OR claimed_until < $1) LIMIT 1",
+        )
+        .bind(to_millis(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let _guard = self.write_guard().await;
         let rows = sqlx::query(&sql)
             .bind(to_millis(lease_until))

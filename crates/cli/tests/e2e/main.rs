@@ -34,5 +34,6 @@ mod search;
 mod seat_stream;
 mod sms;
 mod tickets;
+mod tls;
 mod waiting_room;
 mod webhooks;

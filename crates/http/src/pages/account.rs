@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::form::{FormFields, PageQuery};
 use super::layout::{html_response, problem_box, PageError, PageResult, Shell};
-use super::session::{clear_session_cookie, safe_next, session_cookie, Viewer};
+use super::session::{clear_session_cookie, safe_next, session_cookie, SameOrigin, Viewer};
 use crate::error::{problem_of_service, Problem};
 use crate::AppState;
 
@@ -117,9 +117,7 @@ pub async fn signup(State(state): State<AppState>, viewer: Viewer, form: FormFie
     }
 }
 
-pub async fn logout(form: FormFields) -> Result<Response, PageError> {
-    // The form is read for its same-origin check only.
-    drop(form);
+pub async fn logout(_: SameOrigin) -> Result<Response, PageError> {
     let mut response = Redirect::to("/").into_response();
     response
         .headers_mut()

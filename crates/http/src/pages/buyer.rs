@@ -19,7 +19,7 @@ use super::form::{FormFields, PageQuery};
 use super::layout::{
     countdown, html_response, money, notice, ok, problem_box, when, PageError, PageResult, Shell,
 };
-use super::session::Viewer;
+use super::session::{SameOrigin, Viewer};
 use super::tickets::qr_svg;
 use crate::error::{problem_of_service, Problem};
 use crate::AppState;
@@ -67,9 +67,15 @@ pub async fn home(
     };
     let mut cards = Vec::new();
     for event in &events {
-        // The listing shows each event's next show; its detail has them all.
-        let detail = state.services.catalog.event(&event.id).await.ok();
-        cards.push(event_card(event, detail.as_ref()));
+        // The listing shows each event's next show; its page has them all.
+        let next = state
+            .services
+            .catalog
+            .next_show(&event.id)
+            .await
+            .ok()
+            .flatten();
+        cards.push(event_card(event, next.as_ref()));
     }
     let q = query.q.clone().unwrap_or_default();
     ok(Shell::new(&viewer, "Events").render(html! {
@@ -91,17 +97,7 @@ pub async fn home(
     }))
 }
 
-fn next_show(detail: Option<&EventView>) -> Option<&ShowView> {
-    let now = chrono::Utc::now().to_rfc3339();
-    detail?
-        .shows
-        .as_ref()?
-        .iter()
-        .filter(|show| show.status != "CANCELLED" && show.starts_at >= now)
-        .min_by(|a, b| a.starts_at.cmp(&b.starts_at))
-}
-
-fn event_card(event: &EventView, detail: Option<&EventView>) -> Markup {
+fn event_card(event: &EventView, next_show: Option<&ShowView>) -> Markup {
     html! {
         li.card data-event-id=(event.id) {
             h3 { a href={ "/events/" (event.id) } { (event.title) } }
@@ -110,7 +106,7 @@ fn event_card(event: &EventView, detail: Option<&EventView>) -> Markup {
                 @if !event.genre.is_empty() { span.tag { (event.genre) } }
                 @for tag in &event.tags { span.tag { (tag) } }
             }
-            @if let Some(show) = next_show(detail) {
+            @if let Some(show) = next_show {
                 p { (when(&show.starts_at)) " · " (show.venue.name) ", " (show.venue.city) }
                 a.button href={ "/shows/" (show.id) } { "Choose seats" }
             }
@@ -494,9 +490,8 @@ pub async fn release(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    form: FormFields,
+    _: SameOrigin,
 ) -> PageResult {
-    drop(form);
     let caller = viewer.require_user(&format!("/holds/{id}"))?;
     let hold = state.services.booking.get_hold(&caller, &id).await?;
     match state.services.booking.release(&caller, &id).await {
@@ -600,9 +595,8 @@ pub async fn cancel(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    form: FormFields,
+    _: SameOrigin,
 ) -> PageResult {
-    drop(form);
     let caller = viewer.require_user(&format!("/bookings/{id}"))?;
     match state.services.booking.cancel(&caller, &id).await {
         Ok(_) | Err(ServiceError::BookingNotActive) => {

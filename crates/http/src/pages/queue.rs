@@ -9,9 +9,8 @@ use boxoffice_services::waiting_room::JoinQueueInput;
 use boxoffice_services::ServiceError;
 use maud::{html, Markup};
 
-use super::form::FormFields;
 use super::layout::{notice, problem_box, when, PageError, PageResult};
-use super::session::Viewer;
+use super::session::{SameOrigin, Viewer};
 use crate::error::problem_of_service;
 use crate::AppState;
 
@@ -89,9 +88,8 @@ pub async fn join(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    form: FormFields,
+    _: SameOrigin,
 ) -> PageResult {
-    drop(form);
     let caller = viewer.require_user(&format!("/shows/{id}"))?;
     match state
         .services

@@ -112,6 +112,21 @@ pub fn check_same_origin(headers: &HeaderMap) -> Result<(), PageError> {
     Ok(())
 }
 
+/// A page POST whose only input is its URL (log out, release, cancel,
+/// join): it needs the same-origin check and no form fields.
+pub struct SameOrigin;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for SameOrigin {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        check_same_origin(&parts.headers).map(|()| SameOrigin)
+    }
+}
+
 /// A local path to go back to after signing in; anything else (another
 /// site, `//host`) goes home, so the login page cannot be used to redirect
 /// elsewhere.

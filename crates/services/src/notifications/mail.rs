@@ -4,17 +4,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 /// One SMTP conversation may take this long before it counts as failed
 /// (and is retried later by the outbox).
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
-const SMTP_PORT_DEFAULT: u16 = 25;
 
 #[derive(Debug, Clone)]
 pub enum MailConfig {
-    /// `smtp://[user:password@]host[:port]` (lettre's URL format).
+    /// `smtp[s]://[user:password@]host[:port][?tls=required]` (lettre's URL format).
     Smtp { url: String },
     /// One `.eml` file per message, named after its event.
     Mailbox { dir: PathBuf },
@@ -33,52 +31,19 @@ pub enum MailTransport {
     Mailbox(PathBuf),
 }
 
-/// `smtp://[user:password@]host[:port]`, plain SMTP (port 25 by default):
-/// boxoffice hands mail to a relay it trusts; TLS would need a TLS library
-/// in the binary.
+/// lettre's URL format: `smtp://host[:port]` is plain SMTP to a relay
+/// (port 25), `smtp://host?tls=required` STARTTLS (port 587), `smtps://host`
+/// TLS from the first byte (port 465); `user:password@` logs in. Servers'
+/// certificates are checked against the system's CA store.
 fn smtp_transport(url: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
-    let bad = |why: &str| MailError::Config(format!("BOXOFFICE_SMTP_URL: {why}"));
-    let parsed = url::Url::parse(url).map_err(|error| bad(&error.to_string()))?;
-    if parsed.scheme() != "smtp" {
-        return Err(bad("only smtp:// is supported"));
+    let bad = |why: String| MailError::Config(format!("BOXOFFICE_SMTP_URL: {why}"));
+    let parsed = url::Url::parse(url).map_err(|error| bad(error.to_string()))?;
+    if !matches!(parsed.scheme(), "smtp" | "smtps") {
+        return Err(bad("only smtp:// and smtps:// are supported".into()));
     }
-    let host = parsed.host_str().ok_or_else(|| bad("no host"))?;
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-        .port(parsed.port().unwrap_or(SMTP_PORT_DEFAULT))
-        .timeout(Some(SMTP_TIMEOUT));
-    if !parsed.username().is_empty() {
-        let decode = |text: &str| {
-            percent_decode(text).map_err(|_| bad("the user or password is not valid UTF-8"))
-        };
-        builder = builder.credentials(Credentials::new(
-            decode(parsed.username())?,
-            decode(parsed.password().unwrap_or(""))?,
-        ));
-    }
-    Ok(builder.build())
-}
-
-fn percent_decode(text: &str) -> Result<String, std::string::FromUtf8Error> {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = bytes
-            .get(index + 1..index + 3)
-            .and_then(|pair| std::str::from_utf8(pair).ok())
-            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
-        match (bytes[index], hex) {
-            (b'%', Some(byte)) => {
-                decoded.push(byte);
-                index += 3;
-            }
-            (byte, _) => {
-                decoded.push(byte);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8(decoded)
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        .map_err(|error| bad(error.to_string()))?;
+    Ok(builder.timeout(Some(SMTP_TIMEOUT)).build())
 }
 
 impl MailTransport {

@@ -59,15 +59,10 @@ impl SmsSender {
         match config {
             SmsConfig::Log => Ok(SmsSender::Log),
             SmsConfig::Twilio(config) => {
-                // Like the Stripe adapter (ADR 0017): no TLS in this build, so
-                // a provider is reached through an http:// relay.
-                if !config.api_base.starts_with("http://") {
-                    return Err(format!(
-                        "BOXOFFICE_TWILIO_API_BASE {} is not an http:// URL: this build has no TLS; \
-                         point it at an egress proxy or relay",
-                        config.api_base
-                    ));
-                }
+                crate::payments::stripe::check_api_base(
+                    "BOXOFFICE_TWILIO_API_BASE",
+                    &config.api_base,
+                )?;
                 let client = reqwest::Client::builder()
                     .timeout(PROVIDER_TIMEOUT)
                     .build()

@@ -48,18 +48,23 @@ pub struct StripeGateway {
     secret_key: String,
 }
 
+/// An adapter's API base must be an absolute `http://` or `https://` URL
+/// (plain `http://` is for fakes in tests and egress proxies).
+pub fn check_api_base(setting: &str, base: &str) -> Result<(), String> {
+    match url::Url::parse(base) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Ok(()),
+        _ => Err(format!(
+            "{setting} {base:?} is not an http:// or https:// URL"
+        )),
+    }
+}
+
 impl StripeGateway {
-    /// Fails when the API base cannot be used by this build: `reqwest` is
-    /// compiled without TLS (ADR 0017), so only `http://` bases (a fake
-    /// Stripe, or a TLS-terminating egress proxy) work.
+    /// Fails when the API base is not an `http(s)://` URL or the key is
+    /// empty. `https://` is checked against the system's CA store (rustls).
     pub fn new(config: StripeConfig) -> Result<StripeGateway, String> {
         let api_base = config.api_base.trim_end_matches('/').to_string();
-        if !api_base.starts_with("http://") {
-            return Err(format!(
-                "BOXOFFICE_STRIPE_API_BASE {api_base} is not an http:// URL: this build has no TLS \
-                 (see docs/adr/0017-stripe-gateway-and-guard.md)"
-            ));
-        }
+        check_api_base("BOXOFFICE_STRIPE_API_BASE", &api_base)?;
         if config.secret_key.trim().is_empty() {
             return Err("the Stripe secret key is empty".into());
         }
@@ -344,13 +349,15 @@ mod tests {
     }
 
     #[test]
-    fn only_http_bases_and_a_key_are_accepted() {
+    fn http_and_https_bases_and_a_key_are_accepted() {
         let config = |api_base: &str, secret_key: &str| StripeConfig {
             api_base: api_base.into(),
             secret_key: secret_key.into(),
         };
         assert!(StripeGateway::new(config("http://127.0.0.1:1/", "sk_test_1")).is_ok());
-        assert!(StripeGateway::new(config(API_BASE_DEFAULT, "sk_test_1")).is_err());
+        assert!(StripeGateway::new(config(API_BASE_DEFAULT, "sk_test_1")).is_ok());
+        assert!(StripeGateway::new(config("ftp://example.com", "sk_test_1")).is_err());
+        assert!(StripeGateway::new(config("api.stripe.com", "sk_test_1")).is_err());
         assert!(StripeGateway::new(config("http://127.0.0.1:1", " ")).is_err());
         let debug = format!("{:?}", config("http://x", "sk_live_secret"));
         assert!(!debug.contains("sk_live_secret"), "{debug}");
