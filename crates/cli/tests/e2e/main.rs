@@ -36,3 +36,4 @@ mod sms;
 mod tickets;
 mod waiting_room;
 mod webhooks;
+mod webhooks_out;
