@@ -562,8 +562,8 @@ impl OutgoingWebhookStore for SqlStore {
              WHERE subscription_id = $1{condition} ORDER BY id DESC LIMIT $2"
         );
         let mut query = sqlx::query(&sql)
-        .bind(subscription_id.as_str())
-        .bind(i64::from(page.limit) + 1);
+            .bind(subscription_id.as_str())
+            .bind(i64::from(page.limit) + 1);
         if let Some(after) = &page.after {
             query = query.bind(after.as_str());
         }

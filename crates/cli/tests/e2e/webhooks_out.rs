@@ -22,6 +22,7 @@ both_backends!(
     a_delivery_fails_after_the_retry_window_and_an_admin_retries_it,
     an_expired_hold_is_announced,
     the_admin_api_refuses_bad_requests,
+    the_admin_pages_subscribe_and_show_the_log,
 );
 
 /// Short retries so that the tests see several attempts.
@@ -776,4 +777,90 @@ async fn the_admin_api_refuses_bad_requests(backend: Backend) {
             "{path} is not in the OpenAPI document"
         );
     }
+}
+
+/// The organizer pages: a form post subscribes and shows the secret once
+/// (it verifies what the receiver gets), the log page lists the delivery.
+async fn the_admin_pages_subscribe_and_show_the_log(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &FAST_RETRIES).await;
+    let receiver = Receiver::start().await;
+    let customer = app.register_user().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client");
+    let cookie = |token: &str| format!("bx_session={token}");
+    let page = |token: &str, path: &str| {
+        client
+            .get(app.url(path))
+            .header(reqwest::header::COOKIE, cookie(token))
+            .send()
+    };
+    let customer_page = page(&customer.token, "/admin/webhooks").await.expect("GET");
+    assert_eq!(customer_page.status(), 403);
+
+    let refused = client
+        .post(app.url("/admin/webhooks"))
+        .header(reqwest::header::COOKIE, cookie(&app.admin_token))
+        .form(&[("url", "ftp://nope")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap_or_default().contains("url"));
+
+    let created = client
+        .post(app.url("/admin/webhooks"))
+        .header(reqwest::header::COOKIE, cookie(&app.admin_token))
+        .form(&[
+            ("url", receiver.url.as_str()),
+            ("event_types", "booking.confirmed"),
+            ("description", "from the page"),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), 201);
+    let html = created.text().await.unwrap_or_default();
+    let secret: String = html
+        .split("whsec_")
+        .nth(1)
+        .map(|rest| rest.chars().take_while(char::is_ascii_hexdigit).collect())
+        .map(|hex: String| format!("whsec_{hex}"))
+        .expect("the secret on the page");
+    let listed = app.list_all("/v1/webhooks", app.admin()).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["event_types"], json!(["booking.confirmed"]));
+    let subscription_id = listed[0]["id"].as_str().expect("id").to_string();
+
+    let fixture = app.fixture(1, 2, None, json!({})).await;
+    book(&app, &customer, &fixture.show_id, &["A-1-1"]).await;
+    let received = receiver.wait_for("booking.confirmed", 1).await;
+    assert!(
+        signature_valid(
+            &secret,
+            received[0].header("Boxoffice-Signature"),
+            &received[0].body
+        ),
+        "the secret shown on the page signs the deliveries"
+    );
+    wait_delivered(&app, &subscription_id, 1).await;
+    let log = page(
+        &app.admin_token,
+        &format!("/admin/webhooks/{subscription_id}"),
+    )
+    .await
+    .expect("GET");
+    assert_eq!(log.status(), 200);
+    let html = log.text().await.unwrap_or_default();
+    assert!(
+        html.contains("booking.confirmed") && html.contains("DELIVERED"),
+        "{html}"
+    );
+    let list = page(&app.admin_token, "/admin/webhooks")
+        .await
+        .expect("GET");
+    let html = list.text().await.unwrap_or_default();
+    assert!(html.contains(&receiver.url), "{html}");
+    assert!(!html.contains(&secret), "the secret is shown once only");
 }
