@@ -23,6 +23,7 @@ both_backends!(
     an_expired_hold_is_announced,
     the_admin_api_refuses_bad_requests,
     the_admin_pages_subscribe_and_show_the_log,
+    redirects_timeouts_and_refused_connections_are_failed_attempts,
 );
 
 /// Short retries so that the tests see several attempts.
@@ -82,29 +83,47 @@ impl Receiver {
     async fn start() -> Receiver {
         let state = Arc::new(ReceiverState::default());
         let shared = state.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let state = shared.clone();
-                async move {
-                    state
-                        .received
-                        .lock()
-                        .unwrap()
-                        .push(Received { headers, body });
-                    let failing = state.fail_always.load(Ordering::SeqCst)
-                        || state
-                            .fail_next
-                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                            .is_ok();
-                    if failing {
-                        (StatusCode::INTERNAL_SERVER_ERROR, "receiver down")
-                    } else {
-                        (StatusCode::OK, "thanks")
+        let app = axum::Router::new()
+            // A redirect to /hook: the sender must not follow it.
+            .route(
+                "/moved",
+                axum::routing::post(|| async {
+                    (StatusCode::TEMPORARY_REDIRECT, [("location", "/hook")])
+                }),
+            )
+            // Answers later than any test's webhook timeout.
+            .route(
+                "/slow",
+                axum::routing::post(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    StatusCode::OK
+                }),
+            )
+            .route(
+                "/hook",
+                axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                    let state = shared.clone();
+                    async move {
+                        state
+                            .received
+                            .lock()
+                            .unwrap()
+                            .push(Received { headers, body });
+                        let failing = state.fail_always.load(Ordering::SeqCst)
+                            || state
+                                .fail_next
+                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                    n.checked_sub(1)
+                                })
+                                .is_ok();
+                        if failing {
+                            (StatusCode::INTERNAL_SERVER_ERROR, "receiver down")
+                        } else {
+                            (StatusCode::OK, "thanks")
+                        }
                     }
-                }
-            }),
-        );
+                }),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the receiver");
@@ -863,4 +882,81 @@ async fn the_admin_pages_subscribe_and_show_the_log(backend: Backend) {
     let html = list.text().await.unwrap_or_default();
     assert!(html.contains(&receiver.url), "{html}");
     assert!(!html.contains(&secret), "the secret is shown once only");
+}
+
+/// A redirect (not followed), a receiver slower than the timeout and a
+/// closed port are all failed attempts, logged with what happened, retried
+/// until the window passes.
+async fn redirects_timeouts_and_refused_connections_are_failed_attempts(backend: Backend) {
+    let mut env = FAST_RETRIES.to_vec();
+    env.push(("BOXOFFICE_WEBHOOK_RETRY_WINDOW_SECONDS", "2"));
+    env.push(("BOXOFFICE_WEBHOOK_TIMEOUT_MS", "300"));
+    let app = TestApp::spawn_with(backend, &env).await;
+    let receiver = Receiver::start().await;
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let base = receiver.url.trim_end_matches("/hook").to_string();
+    let mut subscriptions = Vec::new();
+    for url in [
+        format!("{base}/moved"),
+        format!("{base}/slow"),
+        format!("http://127.0.0.1:{closed_port}/hook"),
+    ] {
+        let created = subscribe(&app, &url, &["booking.confirmed"]).await;
+        subscriptions.push(id_of(&created, &created));
+    }
+    let fixture = app.fixture(1, 2, None, json!({})).await;
+    let user = app.register_user().await;
+    book(&app, &user, &fixture.show_id, &["A-1-2"]).await;
+
+    let mut failed = Vec::new();
+    for subscription_id in &subscriptions {
+        let delivery = poll_until(
+            "the delivery FAILED",
+            DELIVERY_DEADLINE,
+            POLL_EVERY,
+            || async {
+                let log = deliveries(&app, subscription_id, "?status=FAILED").await;
+                log.into_iter()
+                    .next()
+                    .ok_or_else(|| format!("{subscription_id}: not failed yet"))
+            },
+        )
+        .await;
+        let detail = app
+            .get(
+                &delivery_path(subscription_id, delivery["id"].as_str().expect("id")),
+                app.admin(),
+            )
+            .await;
+        failed.push(detail.expect(200, "delivery").clone());
+    }
+    let [moved, slow, closed] = [&failed[0], &failed[1], &failed[2]];
+    for attempt in moved["attempt_log"].as_array().expect("log") {
+        assert_eq!(attempt["status_code"], 307, "{moved}");
+    }
+    assert!(receiver.received().is_empty(), "the redirect was followed");
+    for attempt in slow["attempt_log"].as_array().expect("log") {
+        assert!(attempt["status_code"].is_null(), "{slow}");
+        assert_eq!(attempt["error"], "timed out", "{slow}");
+    }
+    for attempt in closed["attempt_log"].as_array().expect("log") {
+        assert!(attempt["status_code"].is_null(), "{closed}");
+        assert!(
+            attempt["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("connection")),
+            "{closed}"
+        );
+    }
+    for delivery in failed {
+        assert!(
+            delivery["attempt_log"]
+                .as_array()
+                .is_some_and(|log| log.len() >= 2),
+            "{delivery}"
+        );
+    }
 }
