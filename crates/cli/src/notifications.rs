@@ -7,6 +7,7 @@ use std::time::Duration;
 use boxoffice_services::notifications::mail::MailConfig;
 use boxoffice_services::notifications::nats::NatsConfig;
 use boxoffice_services::notifications::sms::{SmsConfig, TwilioConfig};
+use boxoffice_services::notifications::webhooks_out::WebhookSenderConfig;
 use boxoffice_services::notifications::DispatcherConfig;
 use clap::Args;
 
@@ -16,6 +17,10 @@ use crate::config::{Secret, UrlWithCredentials};
 const POLL_INTERVAL_MS_MAX: u64 = 60_000;
 /// Retries further apart than a day would outlast the retry window's point.
 const BACKOFF_MAX_MS_MAX: u64 = 86_400_000;
+/// A receiver slower than a minute holds a sender slot for too long.
+const WEBHOOK_TIMEOUT_MS_MAX: u64 = 60_000;
+/// Thirty days: beyond that an event is history, not news.
+const WEBHOOK_RETRY_WINDOW_SECONDS_MAX: u64 = 30 * 86_400;
 /// NATS caps stream names at 255 bytes; subjects are kept as short.
 const NATS_NAME_LENGTH_MAX: usize = 255;
 
@@ -88,6 +93,40 @@ pub struct NotificationArgs {
         value_parser = parse_subject_prefix
     )]
     pub nats_subject_prefix: String,
+    /// An outgoing webhook's receiver that has not answered by then failed
+    /// the attempt.
+    #[arg(
+        long,
+        env = "BOXOFFICE_WEBHOOK_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(100..=WEBHOOK_TIMEOUT_MS_MAX)
+    )]
+    pub webhook_timeout_ms: u64,
+    /// The first retry of a failed outgoing webhook waits this long, each
+    /// next one twice as long…
+    #[arg(
+        long,
+        env = "BOXOFFICE_WEBHOOK_BACKOFF_INITIAL_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(10..=BACKOFF_MAX_MS_MAX)
+    )]
+    pub webhook_backoff_initial_ms: u64,
+    /// … up to this.
+    #[arg(
+        long,
+        env = "BOXOFFICE_WEBHOOK_BACKOFF_MAX_MS",
+        default_value_t = 3_600_000,
+        value_parser = clap::value_parser!(u64).range(10..=BACKOFF_MAX_MS_MAX)
+    )]
+    pub webhook_backoff_max_ms: u64,
+    /// An outgoing webhook not delivered this long after its event is FAILED.
+    #[arg(
+        long,
+        env = "BOXOFFICE_WEBHOOK_RETRY_WINDOW_SECONDS",
+        default_value_t = 259_200,
+        value_parser = clap::value_parser!(u64).range(1..=WEBHOOK_RETRY_WINDOW_SECONDS_MAX)
+    )]
+    pub webhook_retry_window_seconds: u64,
 }
 
 impl NotificationArgs {
@@ -121,6 +160,22 @@ impl NotificationArgs {
             subject_prefix: self.nats_subject_prefix.clone(),
         });
         config
+    }
+}
+
+impl NotificationArgs {
+    /// The outgoing webhook sender's settings.
+    pub fn webhook_sender_config(&self) -> WebhookSenderConfig {
+        let backoff_max = Duration::from_millis(self.webhook_backoff_max_ms);
+        WebhookSenderConfig {
+            timeout: Duration::from_millis(self.webhook_timeout_ms),
+            backoff_initial: Duration::from_millis(self.webhook_backoff_initial_ms)
+                .min(backoff_max),
+            backoff_max,
+            retry_window: Duration::from_secs(self.webhook_retry_window_seconds),
+            poll_interval: Duration::from_millis(self.outbox_poll_ms),
+            ..WebhookSenderConfig::default()
+        }
     }
 }
 

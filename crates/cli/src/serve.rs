@@ -72,6 +72,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             expiry_sweep_interval: Duration::from_millis(args.expiry_interval_ms),
             reconcile_interval: Duration::from_secs(args.reconcile_interval_seconds),
             outbox: Some(outbox),
+            webhooks: Some(args.notifications.webhook_sender_config()),
         },
         background_stopped,
     );

@@ -175,6 +175,16 @@ define_id!(
     OutboxMessageId,
     "obx"
 );
+define_id!(
+    /// An outgoing-webhook subscription: a URL that hears about domain events.
+    WebhookSubscriptionId,
+    "whk"
+);
+define_id!(
+    /// One domain event to deliver to one webhook subscription.
+    WebhookDeliveryId,
+    "whd"
+);
 
 #[cfg(test)]
 mod tests {
@@ -283,10 +293,15 @@ mod tests {
             QueueTicketId::PREFIX,
             DomainEventId::PREFIX,
             OutboxMessageId::PREFIX,
+            WebhookSubscriptionId::PREFIX,
+            WebhookDeliveryId::PREFIX,
         ];
         assert_eq!(
             prefixes,
-            ["usr", "ven", "evt", "shw", "hld", "bkg", "tkt", "pay", "aud", "qtk", "dom", "obx"]
+            [
+                "usr", "ven", "evt", "shw", "hld", "bkg", "tkt", "pay", "aud", "qtk", "dom", "obx",
+                "whk", "whd"
+            ]
         );
         assert!(AuditId::parse(AuditId::generate(1, 2).as_str()).is_ok());
         assert!(PaymentId::parse(PaymentId::generate(1, 2).as_str()).is_ok());

@@ -217,7 +217,7 @@ pub fn metrics_router(metrics: PrometheusHandle) -> Router {
 
 /// The whole application. Tests and the CLI both build it from here.
 pub fn router(state: AppState) -> Router {
-    use routes::{auth, booking, catalog, payments, queue, seat_stream, system};
+    use routes::{auth, booking, catalog, payments, queue, seat_stream, system, webhooks_out};
     let timeout = state.request_timeout;
     let limits = middleware::from_fn_with_state(state.clone(), rate_limit::limit_requests);
     let api = Router::new()
@@ -280,6 +280,28 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit", get(booking::audit))
         .route("/v1/sandbox/charges", get(booking::sandbox_charges))
         .route("/v1/payments/webhooks/{gateway}", post(payments::webhook))
+        .route(
+            "/v1/webhooks",
+            post(webhooks_out::create_subscription).get(webhooks_out::list_subscriptions),
+        )
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks_out::subscription)
+                .patch(webhooks_out::patch_subscription)
+                .delete(webhooks_out::delete_subscription),
+        )
+        .route(
+            "/v1/webhooks/{id}/deliveries",
+            get(webhooks_out::deliveries),
+        )
+        .route(
+            "/v1/webhooks/{id}/deliveries/{delivery_id}",
+            get(webhooks_out::delivery),
+        )
+        .route(
+            "/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+            post(webhooks_out::retry_delivery),
+        )
         // Matched routes only: requests are classified by the route's pattern.
         .route_layer(limits)
         .merge(pages::router())

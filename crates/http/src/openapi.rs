@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::rate_limit::rate_limit_class;
 
-use crate::routes::{auth, booking, catalog, payments, queue, seat_stream, system};
+use crate::routes::{auth, booking, catalog, payments, queue, seat_stream, system, webhooks_out};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,9 @@ use crate::routes::{auth, booking, catalog, payments, queue, seat_stream, system
         booking::create_booking, booking::list_bookings, booking::booking, booking::cancel_booking,
         booking::check_in, booking::ticket_public_key, booking::tickets_pdf, booking::ticket_qr_png, booking::audit, booking::sandbox_charges,
         payments::webhook,
+        webhooks_out::create_subscription, webhooks_out::list_subscriptions, webhooks_out::subscription,
+        webhooks_out::patch_subscription, webhooks_out::delete_subscription, webhooks_out::deliveries,
+        webhooks_out::delivery, webhooks_out::retry_delivery,
     ),
     modifiers(&BearerAuth, &RateLimitResponses),
 )]

@@ -19,6 +19,8 @@
 //!   an in-process tantivy index, kept current on every node.
 //! - [`waiting_room`]: the virtual queue of a show, admission tokens,
 //!   proof of work; state in the store or in Redis.
+//! - [`outgoing_webhooks`]: the admin's webhook subscriptions and their
+//!   delivery log (the sender: `notifications::webhooks_out`).
 //! - [`views`]: the JSON shapes of API.md returned by the use cases.
 //! - [`error`]: `ServiceError`, one variant per answer of API.md.
 //!
@@ -36,6 +38,7 @@ pub mod error;
 pub mod expiry;
 pub mod inventory;
 pub mod notifications;
+pub mod outgoing_webhooks;
 pub mod payments;
 pub mod rate_limit;
 mod redis_connection;
@@ -151,6 +154,7 @@ pub struct Services {
     pub booking: BookingService,
     pub waiting_room: waiting_room::WaitingRoomService,
     pub rate_limits: Arc<RateLimits>,
+    pub outgoing_webhooks: outgoing_webhooks::OutgoingWebhookService,
 }
 
 impl Services {
@@ -216,6 +220,10 @@ impl Services {
             None => RateLimits::in_process(config.rate_limits.clone()),
         });
         Ok(Arc::new(Services {
+            outgoing_webhooks: outgoing_webhooks::OutgoingWebhookService::new(
+                store.clone(),
+                clock.clone(),
+            ),
             auth: AuthService::new(store.clone(), clock, &secrets.jwt_secret)
                 .with_login_throttle(rate_limits.clone()),
             store,
@@ -239,6 +247,8 @@ pub struct BackgroundConfig {
     /// Deliver the outbox (e-mails…) from this node; `None` leaves it to
     /// other nodes.
     pub outbox: Option<notifications::DispatcherConfig>,
+    /// Send outgoing webhooks from this node; `None` leaves it to others.
+    pub webhooks: Option<notifications::webhooks_out::WebhookSenderConfig>,
 }
 
 /// Runs the expiry timer, the expiry sweep, payment reconciliation and the
@@ -254,7 +264,17 @@ pub fn spawn_background(
         expiry_sweep_interval: expiry_interval,
         reconcile_interval,
         outbox,
+        webhooks,
     } = config;
+    let webhook_sender = webhooks.and_then(|config| {
+        match notifications::webhooks_out::WebhookSender::new(services.store.clone(), config) {
+            Ok(sender) => Some(tokio::spawn(sender.run(shutdown.clone()))),
+            Err(error) => {
+                tracing::error!(%error, "the webhook sender cannot start; deliveries wait");
+                None
+            }
+        }
+    });
     let dispatcher = outbox.and_then(|config| {
         match notifications::OutboxDispatcher::new(
             services.store.clone(),
@@ -302,6 +322,11 @@ pub fn spawn_background(
         if let Some(dispatcher) = dispatcher {
             if let Err(error) = dispatcher.await {
                 tracing::warn!(%error, "the outbox dispatcher ended abnormally");
+            }
+        }
+        if let Some(sender) = webhook_sender {
+            if let Err(error) = sender.await {
+                tracing::warn!(%error, "the webhook sender ended abnormally");
             }
         }
         if let Err(error) = search.await {

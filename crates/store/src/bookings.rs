@@ -17,7 +17,7 @@ use crate::{
     AuditEntry, BookingFilter, BookingRecord, BookingRejection, CancelRejection, CheckinRejection,
     HoldItems, NewBooking, OutboxEvent, Page, PageRequest, SeatStatus, StandingState, StoreError,
     StoreResult, TicketRecord, TicketStatus, OUTBOX_CHANNEL_EMAIL, OUTBOX_CHANNEL_EVENTS,
-    OUTBOX_CHANNEL_SMS,
+    OUTBOX_CHANNEL_SMS, OUTBOX_CHANNEL_WEBHOOKS,
 };
 
 /// The outbox payload of an event about a booking: IDs only; consumers
@@ -193,6 +193,7 @@ pub(crate) async fn finish_booking(
                 OUTBOX_CHANNEL_EMAIL,
                 OUTBOX_CHANNEL_SMS,
                 OUTBOX_CHANNEL_EVENTS,
+                OUTBOX_CHANNEL_WEBHOOKS,
             ],
             booking,
         ),
@@ -283,6 +284,7 @@ pub(crate) async fn cancel_in_tx(
                 OUTBOX_CHANNEL_EMAIL,
                 OUTBOX_CHANNEL_SMS,
                 OUTBOX_CHANNEL_EVENTS,
+                OUTBOX_CHANNEL_WEBHOOKS,
             ],
             &booking,
         ),
@@ -291,7 +293,11 @@ pub(crate) async fn cancel_in_tx(
     write_outbox(
         conn,
         now,
-        &booking_event("payment.refunded", &[OUTBOX_CHANNEL_EVENTS], &booking),
+        &booking_event(
+            "payment.refunded",
+            &[OUTBOX_CHANNEL_EVENTS, OUTBOX_CHANNEL_WEBHOOKS],
+            &booking,
+        ),
     )
     .await?;
     log.booking_cancelled(&booking.show_id, &booking.items);

@@ -13,12 +13,14 @@ use crate::changes::ChangeLog;
 use crate::db::{flatten, from_millis, opt_from_millis, to_millis, Placeholders};
 use crate::error::TxError;
 use crate::idempotency::complete_in_tx;
+use crate::outbox::write_outbox;
 use crate::records::SeatStatus;
 use crate::Backend;
 use crate::{
     AuditEntry, BookingRecord, BookingRejection, HoldRecord, HoldRejection, HoldStateRejection,
-    IdempotencyCompletion, InventoryStore, NewBooking, NewHold, PaymentAbort,
-    PaymentStartRejection, SqlStore, StoreError, StoreResult,
+    IdempotencyCompletion, InventoryStore, NewBooking, NewHold, OutboxEvent, PaymentAbort,
+    PaymentStartRejection, SqlStore, StoreError, StoreResult, OUTBOX_CHANNEL_EVENTS,
+    OUTBOX_CHANNEL_WEBHOOKS,
 };
 
 /// Due holds expired inside one hold-creating transaction. Bounded so that a
@@ -141,6 +143,25 @@ pub(crate) fn hold_audit(
     }
 }
 
+/// Announces an expiry to other systems (NATS, outgoing webhooks), in the
+/// expiring transaction.
+async fn announce_expiry(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+    hold: &HoldRecord,
+) -> StoreResult<()> {
+    let mut payload = places_json(hold);
+    payload["hold_id"] = hold.id.as_str().into();
+    payload["show_id"] = hold.show_id.as_str().into();
+    payload["user_id"] = hold.user_id.as_str().into();
+    let event = OutboxEvent {
+        event_type: "hold.expired",
+        channels: &[OUTBOX_CHANNEL_EVENTS, OUTBOX_CHANNEL_WEBHOOKS],
+        payload,
+    };
+    write_outbox(conn, now, &event).await
+}
+
 pub(crate) fn places_json(hold: &HoldRecord) -> serde_json::Value {
     serde_json::json!({
         "seats": hold.items.seats.iter().map(|s| s.seat_id.as_str()).collect::<Vec<_>>(),
@@ -230,6 +251,7 @@ async fn expire_where(
             &[hold_audit("hold.expired", &hold, None, places_json(&hold))],
         )
         .await?;
+        announce_expiry(conn, now, &hold).await?;
         expired.push(hold);
     }
     Ok(expired)
@@ -696,6 +718,9 @@ impl InventoryStore for SqlStore {
             }
             if frees {
                 free_held_places(conn, &updated, &mut log).await?;
+                if new_status == "EXPIRED" {
+                    announce_expiry(conn, now, &updated).await?;
+                }
             } else {
                 log.held(
                     &updated.show_id,

@@ -24,6 +24,7 @@ mod feed;
 mod holds;
 mod idempotency;
 mod outbox;
+mod outgoing_webhooks;
 mod queue;
 pub mod records;
 mod sandbox;
@@ -44,6 +45,11 @@ pub use changes::{
 };
 pub use db::{parse_database_url, Backend, SqlStore, StoreConfig, POOL_SIZE_DEFAULT};
 pub use error::StoreError;
+pub use outgoing_webhooks::{
+    DueWebhookDelivery, OutgoingWebhookStore, WebhookAttemptOutcome, WebhookAttemptRecord,
+    WebhookDeliveryRecord, WebhookDeliveryStatus, WebhookSubscriptionPatch,
+    WebhookSubscriptionRecord,
+};
 pub use records::*;
 pub use search::{EVENTS_BY_IDS_MAX, SEARCH_PAGE_EVENTS_MAX};
 
@@ -462,6 +468,7 @@ pub trait Store:
     + QueueStore
     + OutboxStore
     + PaymentWebhookStore
+    + OutgoingWebhookStore
 {
 }
 
@@ -476,5 +483,6 @@ impl<T> Store for T where
         + QueueStore
         + OutboxStore
         + PaymentWebhookStore
+        + OutgoingWebhookStore
 {
 }

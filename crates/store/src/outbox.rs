@@ -32,21 +32,32 @@ pub(crate) async fn write_outbox(
         );
     }
     let payload = payload.to_string();
-    for channel in event.channels {
-        let id = OutboxMessageId::generate(millis, rand::random::<u128>());
-        sqlx::query(
-            "INSERT INTO outbox (id, event_id, event_type, channel, payload, created_at, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6)",
-        )
-        .bind(id.as_str())
+    if event.channels.is_empty() {
+        return Ok(());
+    }
+    // One statement for all channels: this runs in every booking's
+    // transaction. The event's fields are bound once ($1–$4), then an ID
+    // and a channel per row.
+    let rows: Vec<String> = (0..event.channels.len())
+        .map(|row| {
+            let first = 5 + 2 * row;
+            format!("(${first}, $1, $2, ${}, $3, $4, $4)", first + 1)
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO outbox (id, event_id, event_type, channel, payload, created_at, next_attempt_at) VALUES {}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql)
         .bind(event_id.as_str())
         .bind(event.event_type)
-        .bind(*channel)
         .bind(payload.as_str())
-        .bind(to_millis(now))
-        .execute(&mut *conn)
-        .await?;
+        .bind(to_millis(now));
+    for channel in event.channels {
+        let id = OutboxMessageId::generate(millis, rand::random::<u128>());
+        query = query.bind(id.as_str().to_owned()).bind(*channel);
     }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 

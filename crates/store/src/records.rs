@@ -462,12 +462,14 @@ pub struct SandboxCharge {
     pub created_at: DateTime<Utc>,
 }
 
-/// Outbox channels. `email` and `sms` go to the buyer; `events` to other systems
-/// (NATS, outgoing webhooks) when they are configured.
+/// Outbox channels. `email` and `sms` go to the buyer; `events` to NATS when
+/// it is configured; `webhooks` to the outgoing-webhook subscriptions.
 pub const OUTBOX_CHANNEL_EMAIL: &str = "email";
 pub const OUTBOX_CHANNEL_EVENTS: &str = "events";
 /// A text message to the buyer's phone, when they gave one.
 pub const OUTBOX_CHANNEL_SMS: &str = "sms";
+/// Fanned out to the outgoing-webhook subscriptions that want the event.
+pub const OUTBOX_CHANNEL_WEBHOOKS: &str = "webhooks";
 
 /// A domain event to announce, written with the change (see `write_outbox`).
 #[derive(Debug, Clone)]

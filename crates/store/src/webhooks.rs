@@ -16,7 +16,7 @@ use crate::holds::{hold_audit, load_hold, places_json};
 use crate::outbox::write_outbox;
 use crate::{
     BookingRejection, HoldRecord, NewBooking, OutboxEvent, PaidHoldOutcome, PaymentWebhookStore,
-    SqlStore, StoreResult, WebhookEvent, OUTBOX_CHANNEL_EVENTS,
+    SqlStore, StoreResult, WebhookEvent, OUTBOX_CHANNEL_EVENTS, OUTBOX_CHANNEL_WEBHOOKS,
 };
 
 /// Why a paid hold could not be booked inside the transaction.
@@ -321,7 +321,7 @@ impl PaymentWebhookStore for SqlStore {
                 // composed from a booking, and this payment has none (ADR 0018).
                 &OutboxEvent {
                     event_type: "payment.refunded",
-                    channels: &[OUTBOX_CHANNEL_EVENTS],
+                    channels: &[OUTBOX_CHANNEL_EVENTS, OUTBOX_CHANNEL_WEBHOOKS],
                     payload: serde_json::json!({
                         "reason": "late_payment", "hold_id": hold.id, "show_id": hold.show_id,
                         "user_id": hold.user_id, "total": hold.total,

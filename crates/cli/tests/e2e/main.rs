@@ -37,3 +37,4 @@ mod tickets;
 mod tls;
 mod waiting_room;
 mod webhooks;
+mod webhooks_out;

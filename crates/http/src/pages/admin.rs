@@ -45,6 +45,7 @@ pub async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> PageRes
         .await?;
     ok(Shell::new(&viewer, "Organizer").render(html! {
         h1 { "Organizer" }
+        p { a href="/admin/webhooks" { "Outgoing webhooks" } }
         section {
             h2 { "Venues" }
             p { a.button href="/admin/venues/new" { "New venue" } }

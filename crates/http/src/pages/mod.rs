@@ -14,7 +14,7 @@
 //! - [`layout`]: the page shell, money and time in words, problems in words.
 //! - [`form`]: urlencoded and multipart form fields.
 //! - [`assets`]: CSS and JavaScript, compiled into the binary.
-//! - [`buyer`], [`account`], [`admin`], [`door`]: the pages.
+//! - [`buyer`], [`account`], [`admin`], [`door`], [`webhooks`]: the pages.
 
 mod account;
 mod admin;
@@ -26,6 +26,7 @@ mod layout;
 mod queue;
 mod session;
 mod tickets;
+mod webhooks;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -53,6 +54,11 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(account::login_page).post(account::login))
         .route("/logout", post(account::logout))
         .route("/admin", get(admin::dashboard))
+        .route(
+            "/admin/webhooks",
+            get(webhooks::subscriptions).post(webhooks::create_subscription),
+        )
+        .route("/admin/webhooks/{id}", get(webhooks::deliveries))
         .route(
             "/admin/venues/new",
             get(admin::new_venue_page).post(admin::create_venue),

@@ -5,6 +5,7 @@ pub mod payments;
 pub mod queue;
 pub mod seat_stream;
 pub mod system;
+pub mod webhooks_out;
 
 use axum::http::StatusCode;
 use axum::Json;

@@ -14,12 +14,15 @@
 //! - [`booking_mail`]: the confirmation and cancellation e-mails.
 //! - [`ics`]: the calendar entry. (QR images: `crate::tickets`.)
 //! - [`nats`]: domain events (the `events` channel) to NATS JetStream.
+//! - [`webhooks_out`]: outgoing webhooks (the `webhooks` channel is only
+//!   fanned out into deliveries here; their sender runs on its own).
 
 pub mod booking_mail;
 pub mod ics;
 pub mod mail;
 pub mod nats;
 pub mod sms;
+pub mod webhooks_out;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +30,7 @@ use std::time::Duration;
 use boxoffice_domain::{BookingId, UserId};
 use boxoffice_store::{
     BookingRecord, OutboxMessage, Store, UserRecord, OUTBOX_CHANNEL_EMAIL, OUTBOX_CHANNEL_EVENTS,
-    OUTBOX_CHANNEL_SMS,
+    OUTBOX_CHANNEL_SMS, OUTBOX_CHANNEL_WEBHOOKS,
 };
 use chrono::Utc;
 use futures::StreamExt;
@@ -250,6 +253,12 @@ impl OutboxDispatcher {
             OUTBOX_CHANNEL_EMAIL => self.deliver_email(message).await,
             OUTBOX_CHANNEL_SMS => self.deliver_sms(message).await,
             OUTBOX_CHANNEL_EVENTS => self.deliver_event(message).await,
+            OUTBOX_CHANNEL_WEBHOOKS => self
+                .store
+                .fan_out_webhook_event(message, Utc::now())
+                .await
+                .map(|_| ())
+                .map_err(|error| DeliveryError::Transient(error.to_string())),
             other => Err(DeliveryError::Permanent(format!("unknown channel {other}"))),
         }
     }
@@ -387,7 +396,7 @@ impl OutboxDispatcher {
 
 /// Exponential backoff with ±20 % jitter, so that messages that failed
 /// together do not all come back in the same instant.
-fn backoff(attempts: u32, initial: Duration, max: Duration) -> Duration {
+pub(crate) fn backoff(attempts: u32, initial: Duration, max: Duration) -> Duration {
     let exponent = attempts.saturating_sub(1).min(20);
     let base = initial.saturating_mul(1u32 << exponent).min(max);
     let jitter = 0.8 + rand::random::<f64>() * 0.4;
