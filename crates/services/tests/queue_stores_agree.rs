@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use boxoffice_domain::waiting_room::{pre_queue_key, RoomConfig};
 use boxoffice_domain::{QueueTicketId, ShowId, UserId};
 use boxoffice_services::waiting_room::RedisQueueStore;
-use boxoffice_services::{Services, ServicesConfig};
-use boxoffice_store::{QueueJoin, QueueStore, SqlStore, Store, StoreConfig, StoredResponse};
+use boxoffice_store::{QueueJoin, QueueStore, SqlStore};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
@@ -64,25 +63,10 @@ impl Drop for RedisServer {
     }
 }
 
-fn no_render(_: &boxoffice_services::ServiceError) -> StoredResponse {
-    StoredResponse {
-        status: 500,
-        body: String::new(),
-    }
-}
-
 /// An SQLite store with `count` shows (the SQL queue refers to real shows).
 async fn sql_store_with_shows(count: usize) -> (Arc<SqlStore>, Vec<ShowId>, std::path::PathBuf) {
     let path = std::env::temp_dir().join(format!("bx-queue-agree-{}.db", rand::random::<u64>()));
-    let store = Arc::new(
-        SqlStore::connect(&StoreConfig::new(format!("sqlite://{}", path.display())))
-            .await
-            .expect("open a temporary SQLite store"),
-    );
-    let dyn_store: Arc<dyn Store> = store.clone();
-    let services = Services::build(dyn_store, ServicesConfig::default(), no_render)
-        .await
-        .expect("services");
+    let (store, services) = common::services_on(format!("sqlite://{}", path.display())).await;
     let shows = common::shows_in_a_small_hall(
         &services,
         &store,

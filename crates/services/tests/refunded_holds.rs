@@ -9,35 +9,16 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use boxoffice_domain::{HoldId, HoldRequestInput, Role};
 use boxoffice_services::booking::{ConfirmInput, IdempotencyRequest, Replayable};
-use boxoffice_services::{ServiceError, Services, ServicesConfig};
-use boxoffice_store::{
-    InventoryStore, PaymentWebhookStore, SqlStore, Store, StoreConfig, StoredResponse,
-};
+use boxoffice_services::ServiceError;
+use boxoffice_store::{InventoryStore, PaymentWebhookStore};
 use serde_json::json;
 
 const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-fn no_render(_: &ServiceError) -> StoredResponse {
-    StoredResponse {
-        status: 500,
-        body: String::new(),
-    }
-}
-
 async fn a_refunded_active_hold_is_not_paid_again(database_url: String) {
-    let store = Arc::new(
-        SqlStore::connect(&StoreConfig::new(database_url))
-            .await
-            .expect("open the store"),
-    );
-    let dyn_store: Arc<dyn Store> = store.clone();
-    let services = Services::build(dyn_store, ServicesConfig::default(), no_render)
-        .await
-        .expect("services");
+    let (store, services) = common::services_on(database_url).await;
     let shows = common::shows_in_a_small_hall(&services, &store, 1, json!({})).await;
     let buyer =
         common::user_with_role(&services, &store, "buyer@refunded.test", Role::Customer).await;

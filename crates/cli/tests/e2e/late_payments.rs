@@ -4,11 +4,14 @@
 //! when booked, a refund e-mail (amount and seats) when refunded. E-mails go
 //! through a real SMTP server (aiosmtpd).
 
+use std::sync::Arc;
+
 use mail_parser::MessageParser;
 use serde_json::json;
 
 use crate::common::*;
 use crate::mail::SmtpServer;
+use crate::sms::{start_fake_twilio, wait_for_messages, FakeTwilio, ACCOUNT_SID, AUTH_TOKEN};
 use crate::stripe_support::{StripeSetup, BREAKER_COOL_DOWN_MS, SHORT_HOLD_TTL_SECONDS};
 
 both_backends!(
@@ -111,26 +114,57 @@ async fn wait_for_mails_to(
     .await
 }
 
+/// A buyer who gave a phone number (texts go to buyers with one only).
+async fn buyer_with_phone(app: &TestApp, phone: &str) -> TestUser {
+    let email = unique_email();
+    let resp = app
+        .post(
+            "/v1/auth/register",
+            None,
+            &json!({"email": email, "password": USER_PASSWORD, "name": "Texted Buyer", "phone": phone}),
+        )
+        .await;
+    let body = resp.expect(201, "register with a phone");
+    TestUser {
+        id: body["user"]["id"].as_str().unwrap_or_default().to_string(),
+        email,
+        password: USER_PASSWORD.to_string(),
+        token: body["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
 /// Two late payments: one whose seat was sold meanwhile (refunded: the
-/// buyer gets one refund e-mail with the amount and the seats) and one whose
-/// seats are still free (booked: the buyer gets the usual confirmation).
+/// buyer gets one refund e-mail with the amount and the seats, and one
+/// text) and one whose seats are still free (booked: the buyer gets the
+/// usual confirmation).
 async fn late_payments_are_mailed_as_refund_or_confirmation(backend: Backend) {
     let mut smtp = SmtpServer::new();
     smtp.start().await;
     let smtp_url = smtp.url();
+    let twilio = Arc::new(FakeTwilio::default());
+    let twilio_url = start_fake_twilio(twilio.clone()).await;
     let setup = StripeSetup::start_with_webhooks(
         backend,
         SECRET_KEY,
         &[
             ("BOXOFFICE_SMTP_URL", smtp_url.as_str()),
+            ("BOXOFFICE_TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+            ("BOXOFFICE_TWILIO_AUTH_TOKEN", AUTH_TOKEN),
+            ("BOXOFFICE_TWILIO_API_BASE", twilio_url.as_str()),
             ("BOXOFFICE_OUTBOX_POLL_MS", "50"),
         ],
         json!({"hold_ttl_seconds": SHORT_HOLD_TTL_SECONDS}),
     )
     .await;
-    let refunded_buyer = &setup.user;
-    let refunded_hold = setup.hold(&["A-1-8", "A-1-9"]).await;
-    setup.charge_lost_in_an_outage(&refunded_hold).await;
+    let phone = "+4915112345678";
+    let refunded_buyer = buyer_with_phone(&setup.app, phone).await;
+    let refunded_hold = setup.hold_as(&refunded_buyer, &["A-1-8", "A-1-9"]).await;
+    setup
+        .charge_lost_in_an_outage_as(&refunded_buyer, &refunded_hold)
+        .await;
     let booked_buyer = setup.app.register_user().await;
     // Holds last a second: each is paid right after it is made.
     breaker_cool_down().await;
@@ -165,11 +199,12 @@ async fn late_payments_are_mailed_as_refund_or_confirmation(backend: Backend) {
         subject.starts_with("Payment refunded: Fixture Night"),
         "{subject}"
     );
-    let refunded_amount = format!(
-        "refunded €{}.{:02}",
+    let amount = format!(
+        "€{}.{:02}",
         2 * SEAT_PRICE_CENTS / 100,
         2 * SEAT_PRICE_CENTS % 100
     );
+    let refunded_amount = format!("refunded {amount}");
     for expected in [
         "arrived after your hold expired",
         refunded_amount.as_str(),
@@ -200,6 +235,17 @@ async fn late_payments_are_mailed_as_refund_or_confirmation(backend: Backend) {
         "the refund e-mail arrives once"
     );
     assert_eq!(mails_to(&smtp, &booked_buyer.email).len(), 2);
+    let texts = wait_for_messages(&twilio, 1).await;
+    assert_eq!(
+        texts.len(),
+        1,
+        "one text, to the only buyer with a phone: {texts:?}"
+    );
+    assert_eq!(texts[0].to, phone);
+    assert!(
+        texts[0].body.contains("refunded") && texts[0].body.contains(&amount),
+        "the text says refunded and how much: {texts:?}"
+    );
     let summary = setup.assert_ledger().await;
     assert_eq!((summary.bookings, summary.refunds), (3, 1), "{summary:?}");
 }

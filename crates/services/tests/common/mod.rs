@@ -143,3 +143,33 @@ pub async fn shows_in_a_small_hall(
     }
     shows
 }
+
+fn no_render(_: &boxoffice_services::ServiceError) -> boxoffice_store::StoredResponse {
+    boxoffice_store::StoredResponse {
+        status: 500,
+        body: String::new(),
+    }
+}
+
+/// A store on `database_url` and the services on it, with the defaults.
+pub async fn services_on(
+    database_url: String,
+) -> (
+    std::sync::Arc<boxoffice_store::SqlStore>,
+    std::sync::Arc<boxoffice_services::Services>,
+) {
+    let store = std::sync::Arc::new(
+        boxoffice_store::SqlStore::connect(&boxoffice_store::StoreConfig::new(database_url))
+            .await
+            .expect("open the store"),
+    );
+    let dyn_store: std::sync::Arc<dyn boxoffice_store::Store> = store.clone();
+    let services = boxoffice_services::Services::build(
+        dyn_store,
+        boxoffice_services::ServicesConfig::default(),
+        no_render,
+    )
+    .await
+    .expect("services");
+    (store, services)
+}
