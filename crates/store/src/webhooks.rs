@@ -306,40 +306,44 @@ impl PaymentWebhookStore for SqlStore {
         gateway_reference: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let result =
-            crate::write_tx!(self, |conn| async {
-                record_event::<()>(conn, event, Some(&hold.id), "refunded", now).await?;
-                write_audit(
-                    conn,
-                    now,
-                    &[hold_audit(
-                        "payment.refunded",
-                        hold,
-                        None,
-                        serde_json::json!({
-                            "reason": "late_payment", "amount": hold.total,
-                            "gateway": event.gateway, "gateway_reference": gateway_reference,
-                        }),
-                    )],
-                )
-                .await?;
-                write_outbox(
+        let result = crate::write_tx!(self, |conn| async {
+            record_event::<()>(conn, event, Some(&hold.id), "refunded", now).await?;
+            write_audit(
+                conn,
+                now,
+                &[hold_audit(
+                    "payment.refunded",
+                    hold,
+                    None,
+                    serde_json::json!({
+                        "reason": "late_payment", "amount": hold.total,
+                        "gateway": event.gateway, "gateway_reference": gateway_reference,
+                    }),
+                )],
+            )
+            .await?;
+            write_outbox(
                 conn,
                 now,
                 // This payment has no booking: the e-mail and the text
                 // message are composed from the payload (ADR 0018).
                 &OutboxEvent {
                     event_type: "payment.refunded",
-                    channels: &[OUTBOX_CHANNEL_EVENTS, OUTBOX_CHANNEL_EMAIL, OUTBOX_CHANNEL_SMS],
+                    channels: &[
+                        OUTBOX_CHANNEL_EVENTS,
+                        OUTBOX_CHANNEL_EMAIL,
+                        OUTBOX_CHANNEL_SMS,
+                    ],
                     payload: serde_json::json!({
                         "reason": "late_payment", "hold_id": hold.id, "show_id": hold.show_id,
-                        "user_id": hold.user_id, "total": hold.total, "places": places_json(hold),
+                        "user_id": hold.user_id, "total": hold.total,
+                        "places": places_json(hold),
                     }),
                 },
             )
             .await?;
-                Ok(())
-            });
+            Ok(())
+        });
         Ok(result?.is_ok())
     }
 }
