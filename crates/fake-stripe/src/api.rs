@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 
 use crate::{lock, FakeState};
 
+/// Where charges are made (`POST`).
+pub(crate) const PAYMENT_INTENTS_PATH: &str = "/v1/payment_intents";
 /// Tokens that Stripe's test mode declines.
 const DECLINED_TOKENS: [&str; 2] = ["tok_chargeDeclined", "tok_declined"];
 /// Random characters in a `pi_…`/`ch_…`/`re_…` ID.
@@ -78,7 +80,7 @@ type Parameters = Vec<(String, String)>;
 
 pub(crate) fn router(state: Arc<FakeState>) -> Router {
     Router::new()
-        .route("/v1/payment_intents", post(create_payment_intent))
+        .route(PAYMENT_INTENTS_PATH, post(create_payment_intent))
         .route("/v1/payment_intents/search", get(search_payment_intents))
         .route("/v1/refunds", post(create_refund))
         .with_state(state)

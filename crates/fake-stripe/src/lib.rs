@@ -19,7 +19,8 @@
 //! Stripe's idempotency layer: a faulted request is not stored for replay
 //! (Stripe itself replays a stored 500 to the same key; ADR 0017 says why our
 //! retries still help), except [`Fault::DropResponse`], which lets the
-//! request execute and only loses its answer.
+//! request execute and only loses its answer, and [`Fault::CaptureThenHang`],
+//! which lets it execute and then never answers.
 
 pub mod api;
 pub mod webhook;
@@ -58,6 +59,13 @@ pub enum Fault {
     /// Does the work (a charge is captured), then closes the connection
     /// without answering: the client cannot know it was charged.
     DropResponse,
+    /// Does the work (a charge is captured), then never answers and keeps
+    /// the connection open: the client is stuck between charge and commit
+    /// until its own timeout, or until it is killed. Only a charge
+    /// (`POST /v1/payment_intents`) takes it from the queue; other requests
+    /// pass it by, so that a look-up cannot use up the fault meant for the
+    /// charge after it.
+    CaptureThenHang,
 }
 
 /// A running fake Stripe; it stops when dropped.
@@ -213,9 +221,12 @@ impl Drop for FakeStripe {
 }
 
 impl FakeState {
-    fn next_fault(&self) -> Option<Fault> {
+    fn next_fault(&self, is_charge: bool) -> Option<Fault> {
         let mut faults = lock(&self.faults);
         faults.requests += 1;
+        if !is_charge && faults.queued.front() == Some(&Fault::CaptureThenHang) {
+            return faults.standing;
+        }
         faults.queued.pop_front().or(faults.standing)
     }
 }
@@ -229,7 +240,9 @@ async fn apply_fault(
     request: Request,
     next: Next,
 ) -> Response {
-    match state.next_fault() {
+    let is_charge = request.method() == axum::http::Method::POST
+        && request.uri().path() == api::PAYMENT_INTENTS_PATH;
+    match state.next_fault(is_charge) {
         None => next.run(request).await,
         Some(Fault::Delay(delay)) => {
             tokio::time::sleep(delay).await;
@@ -249,6 +262,10 @@ async fn apply_fault(
             if let Some(ConnectionCutter(cut)) = cutter {
                 cut.notify_one();
             }
+            std::future::pending().await
+        }
+        Some(Fault::CaptureThenHang) => {
+            let _unanswered = next.run(request).await;
             std::future::pending().await
         }
     }

@@ -34,6 +34,7 @@ pub mod booking;
 mod breaker;
 pub mod catalog;
 pub mod clock;
+pub mod display;
 pub mod error;
 pub mod expiry;
 pub mod inventory;

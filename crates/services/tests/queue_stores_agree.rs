@@ -6,17 +6,16 @@
 //! A `redis-server` of its own runs on a free port; without it the test
 //! fails, never skips.
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use boxoffice_domain::waiting_room::{pre_queue_key, RoomConfig};
-use boxoffice_domain::{QueueTicketId, Role, ShowId, UserId};
+use boxoffice_domain::{QueueTicketId, ShowId, UserId};
 use boxoffice_services::waiting_room::RedisQueueStore;
-use boxoffice_services::{AuthUser, Services, ServicesConfig};
-use boxoffice_store::{
-    QueueJoin, QueueStore, SqlStore, Store, StoreConfig, StoredResponse, UserStore,
-};
+use boxoffice_store::{QueueJoin, QueueStore, SqlStore};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
@@ -64,74 +63,17 @@ impl Drop for RedisServer {
     }
 }
 
-fn no_render(_: &boxoffice_services::ServiceError) -> StoredResponse {
-    StoredResponse {
-        status: 500,
-        body: String::new(),
-    }
-}
-
 /// An SQLite store with `count` shows (the SQL queue refers to real shows).
 async fn sql_store_with_shows(count: usize) -> (Arc<SqlStore>, Vec<ShowId>, std::path::PathBuf) {
     let path = std::env::temp_dir().join(format!("bx-queue-agree-{}.db", rand::random::<u64>()));
-    let store = Arc::new(
-        SqlStore::connect(&StoreConfig::new(format!("sqlite://{}", path.display())))
-            .await
-            .expect("open a temporary SQLite store"),
-    );
-    let dyn_store: Arc<dyn Store> = store.clone();
-    let services = Services::build(dyn_store, ServicesConfig::default(), no_render)
-        .await
-        .expect("services");
-    services
-        .auth
-        .create_user_with_role("admin@queue.test", "admin-password-1", "Admin", Role::Admin)
-        .await
-        .expect("admin");
-    let admin_id: UserId = store
-        .user_by_email("admin@queue.test")
-        .await
-        .expect("read admin")
-        .expect("admin exists")
-        .id;
-    let admin = AuthUser {
-        id: admin_id,
-        role: Role::Admin,
-    };
-    let venue = services
-        .catalog
-        .create_venue(
-            &admin,
-            serde_json::from_value(serde_json::json!({"name": "Hall", "city": "Berlin", "address": "1", "timezone": "Europe/Berlin",
-                "sections": [{"id": "A", "name": "A", "kind": "seated", "category": "std", "rows": [{"label": "1", "seats": 4}]}]}))
-            .expect("venue input"),
-        )
-        .await
-        .expect("venue");
-    let event = services
-        .catalog
-        .create_event(
-            &admin,
-            serde_json::from_value(serde_json::json!({"title": "Queue night"}))
-                .expect("event input"),
-        )
-        .await
-        .expect("event");
-    let mut shows = Vec::new();
-    for _ in 0..count {
-        let show = services
-            .catalog
-            .create_show(
-                &admin,
-                &event.id,
-                serde_json::from_value(serde_json::json!({"venue_id": venue.id, "starts_at": "2030-01-01T20:00:00Z",
-                    "prices": {"std": {"amount": 1000, "currency": "EUR"}}, "waiting_room": {"enabled": true}}))
-                .expect("show input"),
-            )
-            .await
-            .expect("show");
-        shows.push(ShowId::parse(&show.id).expect("show id"));
-    }
+    let (store, services) = common::services_on(format!("sqlite://{}", path.display())).await;
+    let shows = common::shows_in_a_small_hall(
+        &services,
+        &store,
+        count,
+        serde_json::json!({"waiting_room": {"enabled": true}}),
+    )
+    .await;
     (store, shows, path)
 }
 

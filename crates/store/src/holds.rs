@@ -592,9 +592,13 @@ impl InventoryStore for SqlStore {
                 HoldStatus::Active => {}
                 _ => return Err(TxError::Rejected(PaymentStartRejection::NotActive)),
             }
+            // A hold whose charge is being refunded (a charge that came
+            // after its payment was given up) is never paid again: the
+            // gateway would replay that refunded charge under the hold's key.
             let row = sqlx::query(&format!(
                 "UPDATE holds SET status = 'PAYING', payment_started_at = $1 \
-                 WHERE id = $2 AND status = 'ACTIVE' AND expires_at > $1 RETURNING {HOLD_COLUMNS}"
+                 WHERE id = $2 AND status = 'ACTIVE' AND expires_at > $1 \
+                 AND refund_started_at IS NULL RETURNING {HOLD_COLUMNS}"
             ))
             .bind(to_millis(now))
             .bind(id.as_str())

@@ -457,6 +457,21 @@ impl OutgoingWebhookStore for SqlStore {
                  ORDER BY d.next_attempt_at LIMIT $3{lock}) \
              RETURNING {DELIVERY_COLUMNS}"
         );
+        // Idle most of the time: look before taking the write lock, so that
+        // an empty poll never queues behind a flash sale's writes.
+        let due = sqlx::query(
+            "SELECT 1 AS due FROM webhook_deliveries d \
+             JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+             WHERE d.delivered_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at <= $1 \
+               AND (d.claimed_until IS NULL OR d.claimed_until < $1) \
+               AND s.active = 1 AND s.deleted_at IS NULL LIMIT 1",
+        )
+        .bind(to_millis(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let rows = {
             let _guard = self.write_guard().await;
             sqlx::query(&sql)

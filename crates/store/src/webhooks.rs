@@ -16,7 +16,8 @@ use crate::holds::{hold_audit, load_hold, places_json};
 use crate::outbox::write_outbox;
 use crate::{
     BookingRejection, HoldRecord, NewBooking, OutboxEvent, PaidHoldOutcome, PaymentWebhookStore,
-    SqlStore, StoreResult, WebhookEvent, OUTBOX_CHANNEL_EVENTS, OUTBOX_CHANNEL_WEBHOOKS,
+    SqlStore, StoreResult, WebhookEvent, OUTBOX_CHANNEL_EMAIL, OUTBOX_CHANNEL_EVENTS,
+    OUTBOX_CHANNEL_SMS, OUTBOX_CHANNEL_WEBHOOKS,
 };
 
 /// Why a paid hold could not be booked inside the transaction.
@@ -152,21 +153,28 @@ async fn reinstate(
             return Err(TxError::Rejected(PaidHoldRejection::PlacesGone));
         }
     }
-    // The places count towards the buyer's limit again. Not checked against
-    // the limit: the buyer was within it when holding, and has paid.
+    // The places count towards the buyer's limit again, and must fit in it:
+    // since the hold ended the buyer may have held or booked others of the
+    // show (the counter holds their ACTIVE/PAYING holds and CONFIRMED
+    // bookings). Over the limit, the payment is refunded like places gone.
     sqlx::query("INSERT INTO user_show_tickets (user_id, show_id, tickets) VALUES ($1, $2, 0) ON CONFLICT (user_id, show_id) DO NOTHING")
         .bind(hold.user_id.as_str())
         .bind(hold.show_id.as_str())
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
-        "UPDATE user_show_tickets SET tickets = tickets + $1 WHERE user_id = $2 AND show_id = $3",
+    let within_limit = sqlx::query(
+        "UPDATE user_show_tickets SET tickets = tickets + $1 WHERE user_id = $2 AND show_id = $3 \
+         AND tickets + $1 <= (SELECT max_tickets_per_user FROM shows WHERE id = $3)",
     )
     .bind(i64::from(hold.items.ticket_count()))
     .bind(hold.user_id.as_str())
     .bind(hold.show_id.as_str())
     .execute(&mut *conn)
     .await?;
+    if within_limit.rows_affected() != 1 {
+        tracing::info!(hold_id = %hold.id, "late payment would exceed the buyer's ticket limit: refund");
+        return Err(TxError::Rejected(PaidHoldRejection::PlacesGone));
+    }
     write_audit(
         conn,
         now,
@@ -317,14 +325,20 @@ impl PaymentWebhookStore for SqlStore {
             write_outbox(
                 conn,
                 now,
-                // On the `events` channel only for now: the e-mails are
-                // composed from a booking, and this payment has none (ADR 0018).
+                // This payment has no booking: the e-mail and the text
+                // message are composed from the payload (ADR 0018).
                 &OutboxEvent {
                     event_type: "payment.refunded",
-                    channels: &[OUTBOX_CHANNEL_EVENTS, OUTBOX_CHANNEL_WEBHOOKS],
+                    channels: &[
+                        OUTBOX_CHANNEL_EVENTS,
+                        OUTBOX_CHANNEL_EMAIL,
+                        OUTBOX_CHANNEL_SMS,
+                        OUTBOX_CHANNEL_WEBHOOKS,
+                    ],
                     payload: serde_json::json!({
                         "reason": "late_payment", "hold_id": hold.id, "show_id": hold.show_id,
                         "user_id": hold.user_id, "total": hold.total,
+                        "places": places_json(hold),
                     }),
                 },
             )

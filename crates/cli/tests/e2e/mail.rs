@@ -25,8 +25,8 @@ both_backends!(
 const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A real SMTP server process (aiosmtpd) that stores what it receives in a
-/// Maildir. Killed on drop.
-struct SmtpServer {
+/// Maildir. Killed on drop. (Also used by `late_payments`.)
+pub(crate) struct SmtpServer {
     child: Option<Child>,
     port: u16,
     maildir: PathBuf,
@@ -40,7 +40,7 @@ fn free_port() -> u16 {
 }
 
 impl SmtpServer {
-    fn new() -> SmtpServer {
+    pub(crate) fn new() -> SmtpServer {
         SmtpServer {
             child: None,
             port: free_port(),
@@ -48,11 +48,11 @@ impl SmtpServer {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    async fn start(&mut self) {
+    pub(crate) async fn start(&mut self) {
         let child = Command::new("python3")
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{}", self.port))
@@ -93,11 +93,11 @@ impl SmtpServer {
     }
 
     /// Every message received so far, raw.
-    fn messages(&self) -> Vec<Vec<u8>> {
+    pub(crate) fn messages(&self) -> Vec<Vec<u8>> {
         read_files(&self.maildir.join("new"))
     }
 
-    async fn wait_for(&self, count: usize) -> Vec<Vec<u8>> {
+    pub(crate) async fn wait_for(&self, count: usize) -> Vec<Vec<u8>> {
         wait_for_files(|| self.messages(), count).await
     }
 }

@@ -11,6 +11,8 @@
 //! `redis` runs `redis-server` processes of its own (PostgreSQL backend only),
 //! and so does `rate_limits` for its two-node test; `nats` runs
 //! `nats-server -js` processes of its own, `mail` an SMTP server.
+//! `stripe_support` is shared by the tests on the fake Stripe (`payments`,
+//! `webhooks`, `stripe_crash`).
 
 #[macro_use]
 mod common;
@@ -22,6 +24,7 @@ mod checkin;
 mod crash;
 mod flow;
 mod idempotency;
+mod late_payments;
 mod mail;
 mod nats;
 mod nodes;
@@ -33,6 +36,8 @@ mod redis;
 mod search;
 mod seat_stream;
 mod sms;
+mod stripe_crash;
+mod stripe_support;
 mod tickets;
 mod tls;
 mod waiting_room;

@@ -5,13 +5,13 @@
 //! bookings: charges at the fake = bookings + refunds, no seat sold twice,
 //! and the audit trail saying what happened to each payment.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use fake_stripe::{FakeStripe, Fault};
-use serde_json::{json, Value};
+use fake_stripe::Fault;
+use serde_json::json;
 
 use crate::common::*;
+use crate::stripe_support::StripeSetup;
 
 both_backends!(
     stripe_decline_releases_the_hold,
@@ -37,123 +37,25 @@ const BREAKER_FAILURES: &str = "3";
 const BREAKER_FAILURES_OUT_OF_THE_WAY: &str = "10";
 const BREAKER_COOL_DOWN_MS: u64 = 1_500;
 
-/// A server on the fake Stripe, a show of ten seats and a buyer.
-struct Setup {
-    app: TestApp,
-    fake: FakeStripe,
-    show_id: String,
-    user: TestUser,
-}
-
-async fn start(backend: Backend) -> Setup {
+async fn start(backend: Backend) -> StripeSetup {
     start_with_breaker(backend, BREAKER_FAILURES).await
 }
 
-async fn start_with_breaker(backend: Backend, breaker_failures: &str) -> Setup {
-    let fake = FakeStripe::start(SECRET_KEY).await;
+async fn start_with_breaker(backend: Backend, breaker_failures: &str) -> StripeSetup {
     let timeout = PAYMENT_TIMEOUT_MS.to_string();
     let cool_down = BREAKER_COOL_DOWN_MS.to_string();
-    let app = TestApp::spawn_with(
+    StripeSetup::start(
         backend,
+        SECRET_KEY,
         &[
-            ("BOXOFFICE_STRIPE_SECRET_KEY", SECRET_KEY),
-            ("BOXOFFICE_STRIPE_API_BASE", fake.url()),
             ("BOXOFFICE_PAYMENT_TIMEOUT_MS", &timeout),
             ("BOXOFFICE_PAYMENT_BREAKER_FAILURES", breaker_failures),
             ("BOXOFFICE_PAYMENT_BREAKER_COOL_DOWN_MS", &cool_down),
         ],
+        1,
+        json!({}),
     )
-    .await;
-    let fixture = app.fixture(1, 10, None, json!({})).await;
-    let user = app.register_user().await;
-    Setup {
-        app,
-        fake,
-        show_id: fixture.show_id,
-        user,
-    }
-}
-
-impl Setup {
-    async fn hold(&self, seats: &[&str]) -> String {
-        let resp = self
-            .app
-            .hold_seats(&self.user.token, &self.show_id, seats)
-            .await;
-        id_of(resp.expect(201, "hold"), &resp)
-    }
-
-    async fn book(&self, hold_id: &str, key: &str, token: &str) -> Resp {
-        self.app.book(&self.user.token, hold_id, key, token).await
-    }
-
-    async fn hold_status(&self, hold_id: &str) -> String {
-        let resp = self.app.get_hold(&self.user.token, hold_id).await;
-        resp.expect(200, "the hold")["status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    async fn confirmed_bookings(&self) -> Vec<Value> {
-        self.app
-            .list_all(
-                &format!("/v1/bookings?show_id={}", self.show_id),
-                self.app.admin(),
-            )
-            .await
-            .into_iter()
-            .filter(|booking| booking["status"] == "CONFIRMED")
-            .collect()
-    }
-
-    async fn audit_actions_of(&self, hold_id: &str) -> Vec<String> {
-        self.app
-            .list_all(
-                &format!("/v1/audit?show_id={}", self.show_id),
-                self.app.admin(),
-            )
-            .await
-            .into_iter()
-            .filter(|entry| entry["hold_id"] == hold_id)
-            .filter_map(|entry| entry["action"].as_str().map(str::to_string))
-            .collect()
-    }
-
-    /// Money and seats agree: every charge at Stripe is a booking or was
-    /// refunded, no hold was charged twice, and the seats of the bookings
-    /// are exactly the BOOKED seats of the map, none in two bookings.
-    async fn assert_money_matches_bookings(&self) {
-        let bookings = self.confirmed_bookings().await;
-        let charges = self.fake.charges();
-        let refunds = self.fake.refunds();
-        assert_eq!(
-            charges.len(),
-            bookings.len() + refunds.len(),
-            "charges at Stripe = bookings + refunds; charges {charges:#?}, refunds {refunds:#?}, bookings {bookings:#?}"
-        );
-        let charged_holds: BTreeSet<_> = charges.iter().map(|c| c.hold_id.clone()).collect();
-        assert_eq!(
-            charged_holds.len(),
-            charges.len(),
-            "one charge per hold at most: {charges:#?}"
-        );
-        let mut booked_seats = BTreeSet::new();
-        for booking in &bookings {
-            for seat in seat_ids_of(booking) {
-                assert!(
-                    booked_seats.insert(seat.clone()),
-                    "{seat} is in two bookings"
-                );
-            }
-        }
-        let map = self.app.seat_map(&self.show_id).await;
-        assert_eq!(
-            seats_with_status(&map, "BOOKED"),
-            booked_seats,
-            "the seat map's BOOKED seats are the bookings' seats"
-        );
-    }
+    .await
 }
 
 /// A declined card: 402, the hold released at once, its seats back on sale,
@@ -177,7 +79,7 @@ async fn stripe_decline_releases_the_hold(backend: Backend) {
         actions.iter().any(|a| a == "payment.declined"),
         "{actions:?}"
     );
-    setup.assert_money_matches_bookings().await;
+    setup.assert_ledger().await;
 }
 
 /// Stripe does not answer: 503 within the guard's bounds, the hold stays
@@ -212,7 +114,7 @@ async fn stripe_timeout_then_a_later_retry_books_once(backend: Backend) {
         actions.iter().any(|a| a == "payment.captured"),
         "{actions:?}"
     );
-    setup.assert_money_matches_bookings().await;
+    setup.assert_ledger().await;
 }
 
 /// Two 500s, then Stripe answers: the guard retries within the same request.
@@ -234,7 +136,7 @@ async fn stripe_server_errors_are_retried_within_the_request(backend: Backend) {
         actions.iter().any(|a| a == "payment.captured"),
         "{actions:?}"
     );
-    setup.assert_money_matches_bookings().await;
+    setup.assert_ledger().await;
 }
 
 /// Stripe captures but the answer is lost (the connection closes). The
@@ -264,7 +166,7 @@ async fn stripe_lost_response_books_once(backend: Backend) {
         actions.iter().any(|a| a == "payment.captured"),
         "{actions:?}"
     );
-    setup.assert_money_matches_bookings().await;
+    setup.assert_ledger().await;
 }
 
 /// Stripe fails every request: after `BREAKER_FAILURES` failed attempts the
@@ -310,7 +212,7 @@ async fn stripe_breaker_fails_fast_and_recovers(backend: Backend) {
         actions.iter().any(|a| a == "payment.captured"),
         "{actions:?}"
     );
-    setup.assert_money_matches_bookings().await;
+    setup.assert_ledger().await;
 }
 
 /// The worst lost answer: Stripe captures, the answer is lost, and Stripe
@@ -347,5 +249,5 @@ async fn stripe_lost_response_in_an_outage_books_once_on_retry(backend: Backend)
         actions.iter().any(|a| a == "payment.captured"),
         "{actions:?}"
     );
-    setup.assert_money_matches_bookings().await;
+    setup.assert_ledger().await;
 }

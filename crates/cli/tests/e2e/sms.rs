@@ -16,19 +16,20 @@ use crate::common::*;
 
 both_backends!(text_messages_reach_buyers_with_a_phone_once);
 
-const ACCOUNT_SID: &str = "AC0123456789abcdef";
-const AUTH_TOKEN: &str = "twilio-test-token";
+pub(crate) const ACCOUNT_SID: &str = "AC0123456789abcdef";
+pub(crate) const AUTH_TOKEN: &str = "twilio-test-token";
 
 #[derive(Debug, Clone)]
-struct Received {
-    to: String,
-    body: String,
+pub(crate) struct Received {
+    pub(crate) to: String,
+    pub(crate) body: String,
     authorization: String,
 }
 
+/// A Twilio-shaped SMS provider (also used by `late_payments`).
 #[derive(Default)]
-struct FakeTwilio {
-    received: Mutex<Vec<Received>>,
+pub(crate) struct FakeTwilio {
+    pub(crate) received: Mutex<Vec<Received>>,
     /// Requests still to answer with 500.
     failures_left: Mutex<usize>,
     attempts: Mutex<usize>,
@@ -65,7 +66,7 @@ async fn messages(
     )
 }
 
-async fn start_fake_twilio(fake: Arc<FakeTwilio>) -> String {
+pub(crate) async fn start_fake_twilio(fake: Arc<FakeTwilio>) -> String {
     let router = Router::new()
         .route(
             &format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"),
@@ -82,7 +83,7 @@ async fn start_fake_twilio(fake: Arc<FakeTwilio>) -> String {
     format!("http://{address}")
 }
 
-async fn wait_for_messages(fake: &FakeTwilio, count: usize) -> Vec<Received> {
+pub(crate) async fn wait_for_messages(fake: &FakeTwilio, count: usize) -> Vec<Received> {
     let started = Instant::now();
     loop {
         let received = fake.received.lock().unwrap().clone();

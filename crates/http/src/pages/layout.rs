@@ -5,7 +5,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use boxoffice_domain::Role;
 use boxoffice_services::views::MoneyView;
 use boxoffice_services::ServiceError;
-use chrono::{DateTime, Utc};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde_json::Value;
 
@@ -233,27 +232,12 @@ pub fn notice(text: &str) -> Markup {
 
 /// `€150.00`, `$12.50`, `CHF 20.00`: minor units in words.
 pub fn money(value: &MoneyView) -> String {
-    let negative = value.amount < 0;
-    let amount = value.amount.unsigned_abs();
-    let number = format!("{}.{:02}", amount / 100, amount % 100);
-    let sign = if negative { "-" } else { "" };
-    match value.currency.as_str() {
-        "EUR" => format!("{sign}€{number}"),
-        "USD" => format!("{sign}${number}"),
-        "GBP" => format!("{sign}£{number}"),
-        other => format!("{sign}{other} {number}"),
-    }
+    boxoffice_services::display::display_money(value.amount, &value.currency)
 }
 
 /// An RFC 3339 time in words, in UTC.
 pub fn when(rfc3339: &str) -> String {
-    match DateTime::parse_from_rfc3339(rfc3339) {
-        Ok(time) => time
-            .with_timezone(&Utc)
-            .format("%a %-d %b %Y, %H:%M UTC")
-            .to_string(),
-        Err(_) => rfc3339.to_string(),
-    }
+    boxoffice_services::display::display_time_rfc3339(rfc3339)
 }
 
 /// Markup the page script enhances: a countdown to `expires_at`.

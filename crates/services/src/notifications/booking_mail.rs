@@ -9,6 +9,7 @@ use lettre::Message;
 
 use super::ics::{calendar, CalendarEntry};
 use crate::catalog::ShowView;
+use crate::display::{display_money, display_time};
 use crate::tickets::qr_png::qr_png;
 
 /// What a booking e-mail is about.
@@ -33,10 +34,6 @@ pub struct ComposeError(pub String);
 
 fn compose_error(error: impl std::fmt::Display) -> ComposeError {
     ComposeError(error.to_string())
-}
-
-fn money(amount: i64, currency: &str) -> String {
-    format!("{currency} {}.{:02}", amount / 100, (amount % 100).abs())
 }
 
 fn html_escape(text: &str) -> String {
@@ -69,7 +66,7 @@ impl BookingMail<'_> {
         let starts = DateTime::parse_from_rfc3339(&self.show.starts_at)
             .map(|time| time.with_timezone(&Utc))
             .map_err(compose_error)?;
-        let when = starts.format("%a %-d %b %Y, %H:%M UTC").to_string();
+        let when = display_time(starts);
         let builder = Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -85,7 +82,7 @@ impl BookingMail<'_> {
                     "Hello {},\n\nyour booking {} for {title} on {when} is cancelled. {} goes back to your card; it can take a few days to show.\n\nboxoffice\n",
                     self.user.name,
                     self.booking.id,
-                    money(self.booking.total.amount, self.booking.total.currency.as_str()),
+                    display_money(self.booking.total.amount, self.booking.total.currency.as_str()),
                 )))
                 .map_err(compose_error),
         }
@@ -102,7 +99,7 @@ impl BookingMail<'_> {
             "{}, {}, {}",
             show.venue.name, show.venue.address, show.venue.city
         );
-        let total = money(
+        let total = display_money(
             self.booking.total.amount,
             self.booking.total.currency.as_str(),
         );

@@ -12,6 +12,7 @@
 //! - [`mail`]: SMTP or mailbox-folder transport.
 //! - [`sms`]: text messages through a Twilio-shaped provider, or the log.
 //! - [`booking_mail`]: the confirmation and cancellation e-mails.
+//! - [`refund_mail`]: the e-mail and SMS about a late payment refunded.
 //! - [`ics`]: the calendar entry. (QR images: `crate::tickets`.)
 //! - [`nats`]: domain events (the `events` channel) to NATS JetStream.
 //! - [`webhooks_out`]: outgoing webhooks (the `webhooks` channel is only
@@ -21,6 +22,7 @@ pub mod booking_mail;
 pub mod ics;
 pub mod mail;
 pub mod nats;
+pub mod refund_mail;
 pub mod sms;
 pub mod webhooks_out;
 
@@ -267,6 +269,7 @@ impl OutboxDispatcher {
         let kind = match message.event_type.as_str() {
             "booking.confirmed" => BookingMailKind::Confirmed,
             "booking.cancelled" => BookingMailKind::Cancelled,
+            "payment.refunded" => return self.deliver_late_refund_email(message).await,
             other => return Err(DeliveryError::Permanent(format!("no e-mail for {other}"))),
         };
         let (booking, user) = self.booking_and_user(message).await?;
@@ -323,6 +326,7 @@ impl OutboxDispatcher {
         let confirmed = match message.event_type.as_str() {
             "booking.confirmed" => true,
             "booking.cancelled" => false,
+            "payment.refunded" => return self.deliver_late_refund_sms(message).await,
             other => return Err(DeliveryError::Permanent(format!("no SMS for {other}"))),
         };
         let (booking, user) = self.booking_and_user(message).await?;
@@ -335,13 +339,7 @@ impl OutboxDispatcher {
             .show(booking.show_id.as_str())
             .await
             .map_err(|error| DeliveryError::Transient(error.to_string()))?;
-        let when = chrono::DateTime::parse_from_rfc3339(&show.starts_at)
-            .map(|t| {
-                t.with_timezone(&Utc)
-                    .format("%-d %b %Y %H:%M UTC")
-                    .to_string()
-            })
-            .unwrap_or_else(|_| show.starts_at.clone());
+        let when = crate::display::display_time_rfc3339(&show.starts_at);
         let body = if confirmed {
             format!(
                 "boxoffice: {} tickets for {}, {when}. Booking {}. Your QR codes are in your e-mail.",

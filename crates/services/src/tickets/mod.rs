@@ -4,7 +4,6 @@ pub mod pdf;
 pub mod qr_png;
 
 use boxoffice_domain::TicketId;
-use chrono::{DateTime, Utc};
 
 use crate::auth::AuthUser;
 use crate::booking::BookingService;
@@ -39,13 +38,7 @@ pub async fn booking_tickets_pdf(
 ) -> ServiceResult<Vec<u8>> {
     let record = booking.owned_booking_record(caller, booking_id).await?;
     let show = catalog.show(record.show_id.as_str()).await?;
-    let when = DateTime::parse_from_rfc3339(&show.starts_at)
-        .map(|time| {
-            time.with_timezone(&Utc)
-                .format("%a %-d %b %Y, %H:%M UTC")
-                .to_string()
-        })
-        .unwrap_or_else(|_| show.starts_at.clone());
+    let when = crate::display::display_time_rfc3339(&show.starts_at);
     let cancelled = record.status == boxoffice_domain::BookingStatus::Cancelled;
     let pages: Vec<TicketPage> = record
         .tickets
