@@ -1322,3 +1322,75 @@ pub fn base64url_decode(text: &str) -> Option<Vec<u8>> {
     }
     Some(out)
 }
+
+/// An external server process of a test (aiosmtpd, nats-server) with a free
+/// port and a data folder of its own. It can be stopped and started again
+/// (an outage) keeping both; on drop it is killed and its folder removed.
+pub struct ServerProcess {
+    name: &'static str,
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl ServerProcess {
+    pub fn new(name: &'static str) -> ServerProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .expect("a free port");
+        ServerProcess {
+            name,
+            child: None,
+            port,
+            dir: std::env::temp_dir().join(format!("bx_{name}_{}", random_hex(8))),
+        }
+    }
+
+    /// Spawns `command` and waits until the port accepts connections.
+    pub async fn start(&mut self, mut command: Command, install_hint: &str) {
+        let name = self.name;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {name} ({install_hint}): {error}"));
+        self.child = Some(child);
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("{name} exited with {status} ({install_hint})");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{name} does not answer on port {}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -4,14 +4,12 @@
 //! (Python's aiosmtpd, storing into a Maildir), started by the tests.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::json;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::common::*;
 
@@ -27,87 +25,41 @@ const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(60);
 /// A real SMTP server process (aiosmtpd) that stores what it receives in a
 /// Maildir. Killed on drop. (Also used by `late_payments`.)
 pub(crate) struct SmtpServer {
-    child: Option<Child>,
-    port: u16,
-    maildir: PathBuf,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
+    process: ServerProcess,
 }
 
 impl SmtpServer {
     pub(crate) fn new() -> SmtpServer {
         SmtpServer {
-            child: None,
-            port: free_port(),
-            maildir: std::env::temp_dir().join(format!("bx_maildir_{}", random_hex(8))),
+            process: ServerProcess::new("aiosmtpd"),
         }
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
+        format!("smtp://127.0.0.1:{}", self.process.port)
     }
 
     pub(crate) async fn start(&mut self) {
-        let child = Command::new("python3")
+        let mut command = Command::new("python3");
+        command
             .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("127.0.0.1:{}", self.process.port))
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&self.maildir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start python3 -m aiosmtpd (pip install aiosmtpd)");
-        self.child = Some(child);
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("aiosmtpd exited with {status}; is it installed (pip install aiosmtpd)?");
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "aiosmtpd does not answer on port {}",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            .arg(&self.process.dir);
+        self.process.start(command, "pip install aiosmtpd").await;
     }
 
     async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
-        }
+        self.process.stop().await;
     }
 
     /// Every message received so far, raw.
     pub(crate) fn messages(&self) -> Vec<Vec<u8>> {
-        read_files(&self.maildir.join("new"))
+        read_files(&self.process.dir.join("new"))
     }
 
     pub(crate) async fn wait_for(&self, count: usize) -> Vec<Vec<u8>> {
         wait_for_files(|| self.messages(), count).await
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
-        }
-        let _ = std::fs::remove_dir_all(&self.maildir);
     }
 }
 

@@ -4,15 +4,12 @@
 //! `nats-server -js` process of each test's own, read by a JetStream consumer.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use futures::StreamExt;
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::common::*;
 
@@ -26,8 +23,6 @@ const NATS_SERVER: &str = "/usr/sbin/nats-server";
 const STREAM: &str = "BOXOFFICE";
 /// How long an event may take to arrive once its server is up.
 const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a fresh `nats-server` gets to accept connections.
-const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Messages asked for per pull; a fetch ends earlier when the stream runs dry.
 const FETCH_BATCH: usize = 500;
 /// How long one pull waits for messages that are not there.
@@ -36,16 +31,7 @@ const FETCH_EXPIRES: Duration = Duration::from_millis(500);
 /// A real `nats-server -js` process with its own port and store folder;
 /// stopping and starting again keeps both. Killed on drop.
 struct NatsServer {
-    child: Option<Child>,
-    port: u16,
-    store_dir: PathBuf,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
+    process: ServerProcess,
 }
 
 impl NatsServer {
@@ -56,59 +42,33 @@ impl NatsServer {
              (apt-get install nats-server)"
         );
         NatsServer {
-            child: None,
-            port: free_port(),
-            store_dir: std::env::temp_dir().join(format!("bx_nats_{}", random_hex(8))),
+            process: ServerProcess::new("nats-server"),
         }
     }
 
     fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://127.0.0.1:{}", self.process.port)
     }
 
     async fn start(&mut self) {
-        let child = Command::new(NATS_SERVER)
+        let mut command = Command::new(NATS_SERVER);
+        command
             .args([
                 "-a",
                 "127.0.0.1",
                 "-p",
-                &self.port.to_string(),
+                &self.process.port.to_string(),
                 "-js",
                 "-sd",
             ])
-            .arg(&self.store_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {NATS_SERVER}: {error}"));
-        self.child = Some(child);
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("nats-server exited with {status}");
-            }
-            assert!(
-                started.elapsed() < SERVER_START_TIMEOUT,
-                "nats-server does not answer on port {}",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            .arg(&self.process.dir);
+        self.process
+            .start(command, "apt-get install nats-server")
+            .await;
     }
 
     async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
-        }
+        self.process.stop().await;
     }
 
     /// Every message in the stream, read from the start by a fresh
@@ -175,15 +135,6 @@ impl NatsServer {
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
-        }
-        let _ = std::fs::remove_dir_all(&self.store_dir);
     }
 }
 

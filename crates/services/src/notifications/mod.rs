@@ -25,6 +25,7 @@ pub mod nats;
 pub mod refund_mail;
 pub mod sms;
 pub mod webhooks_out;
+mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,32 +159,20 @@ impl OutboxDispatcher {
     }
 
     /// Delivers until `shutdown` flips.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut last_report = tokio::time::Instant::now() - BACKLOG_REPORT_EVERY;
-        loop {
-            let claimed = match self.dispatch_batch().await {
-                Ok(count) => count,
-                Err(error) => {
-                    tracing::warn!(%error, "outbox: claiming failed; retrying");
-                    0
-                }
-            };
-            if last_report.elapsed() >= BACKLOG_REPORT_EVERY {
-                self.report_backlog().await;
-                last_report = tokio::time::Instant::now();
-            }
-            // A full batch means more may be due: go on at once.
-            if claimed as u32 >= self.config.batch_size {
-                if *shutdown.borrow() {
-                    break;
-                }
-                continue;
-            }
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
-            }
-        }
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let pacing = worker::Pacing {
+            name: "outbox",
+            batch_size: self.config.batch_size,
+            poll_interval: self.config.poll_interval,
+            report_every: BACKLOG_REPORT_EVERY,
+        };
+        worker::run_until_shutdown(
+            pacing,
+            shutdown,
+            || self.dispatch_batch(),
+            || self.report_backlog(),
+        )
+        .await;
     }
 
     /// Claims one batch and delivers it; returns how many were claimed.

@@ -133,33 +133,26 @@ impl WebhookSender {
     }
 
     /// Sends until `shutdown` flips.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut last_report = tokio::time::Instant::now() - PENDING_REPORT_EVERY;
-        loop {
-            let claimed = match self.send_batch().await {
-                Ok(count) => count,
-                Err(error) => {
-                    tracing::warn!(%error, "webhooks: claiming failed; retrying");
-                    0
-                }
-            };
-            if last_report.elapsed() >= PENDING_REPORT_EVERY {
-                match self.store.webhook_pending_count().await {
-                    Ok(pending) => metrics::gauge!("boxoffice_webhook_pending").set(pending as f64),
-                    Err(error) => tracing::debug!(%error, "webhooks: pending count not read"),
-                }
-                last_report = tokio::time::Instant::now();
-            }
-            if claimed as u32 >= self.config.batch_size {
-                if *shutdown.borrow() {
-                    break;
-                }
-                continue;
-            }
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
-            }
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let pacing = super::worker::Pacing {
+            name: "webhooks",
+            batch_size: self.config.batch_size,
+            poll_interval: self.config.poll_interval,
+            report_every: PENDING_REPORT_EVERY,
+        };
+        super::worker::run_until_shutdown(
+            pacing,
+            shutdown,
+            || self.send_batch(),
+            || self.report_pending(),
+        )
+        .await;
+    }
+
+    async fn report_pending(&self) {
+        match self.store.webhook_pending_count().await {
+            Ok(pending) => metrics::gauge!("boxoffice_webhook_pending").set(pending as f64),
+            Err(error) => tracing::debug!(%error, "webhooks: pending count not read"),
         }
     }
 
