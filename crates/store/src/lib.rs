@@ -370,7 +370,9 @@ pub trait OutboxStore: Send + Sync {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<OutboxMessage>>;
-    async fn outbox_delivered(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Marks these messages delivered, in one statement: a batch's
+    /// successes cost one write, not one each (SQLite has one writer).
+    async fn outbox_delivered(&self, ids: &[String], now: DateTime<Utc>) -> StoreResult<()>;
     /// A failed attempt: due again at `next_attempt_at`.
     async fn outbox_retry_later(
         &self,

@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::db::{from_millis, opt_from_millis, to_millis};
+use crate::db::{from_millis, opt_from_millis, to_millis, Placeholders};
+
+/// IDs per `UPDATE … WHERE id IN (…)`.
+const OUTBOX_IN_LIST_MAX: usize = 500;
 use crate::{
     Backend, OutboxBacklog, OutboxEvent, OutboxMessage, OutboxStore, SqlStore, StoreResult,
 };
@@ -129,13 +132,28 @@ impl OutboxStore for SqlStore {
         Ok(messages)
     }
 
-    async fn outbox_delivered(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        let _guard = self.write_guard().await;
-        sqlx::query("UPDATE outbox SET delivered_at = $1, claimed_until = NULL, last_error = NULL WHERE id = $2")
-            .bind(to_millis(now))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    async fn outbox_delivered(&self, ids: &[String], now: DateTime<Utc>) -> StoreResult<()> {
+        // A batch is at most a few hundred IDs, far below both backends'
+        // parameter limits.
+        for chunk in ids.chunks(OUTBOX_IN_LIST_MAX) {
+            let mut numbering = Placeholders::starting_at(self.backend(), 1);
+            let first = numbering.next_placeholder();
+            let list = chunk
+                .iter()
+                .map(|_| numbering.next_placeholder())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE outbox SET delivered_at = {first}, claimed_until = NULL, last_error = NULL \
+                 WHERE id IN ({list})"
+            );
+            let mut query = sqlx::query(&sql).bind(to_millis(now));
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            let _guard = self.write_guard().await;
+            query.execute(&self.pool).await?;
+        }
         Ok(())
     }
 

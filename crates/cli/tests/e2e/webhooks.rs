@@ -22,6 +22,7 @@ both_backends!(
     webhook_finishes_a_booking_whose_request_died,
     webhook_after_expiry_books_when_the_seats_are_free,
     webhook_after_expiry_refunds_when_the_seats_were_sold,
+    webhooks_out_of_order_after_a_cancellation_change_nothing,
 );
 
 const SECRET_KEY: &str = "sk_test_boxoffice_webhooks";
@@ -278,5 +279,91 @@ async fn webhook_after_expiry_refunds_when_the_seats_were_sold(backend: Backend)
     );
     assert_eq!(outcome_of(&again), "ignored");
     assert_eq!(setup.fake.refunds().len(), 1);
+    setup.assert_ledger().await;
+}
+
+/// Stripe's events out of order, after the buyer cancelled (and was
+/// refunded): the refund's `charge.refunded` first, then the payment's own
+/// `payment_intent.succeeded` (delivered only now), then a stale
+/// `payment_intent.payment_failed`. Each is acknowledged with 200; none books
+/// the hold again, refunds twice or touches the cancelled booking.
+async fn webhooks_out_of_order_after_a_cancellation_change_nothing(backend: Backend) {
+    let setup = start(backend, json!({})).await;
+    let hold_id = setup.hold_as(&setup.user, &["A-1-5", "A-1-6"]).await;
+    let resp = setup
+        .app
+        .book(&setup.user.token, &hold_id, &unique_key(), "tok_visa")
+        .await;
+    let booking_id = id_of(resp.expect(201, "booked"), &resp);
+    let resp = setup
+        .app
+        .post(
+            &format!("/v1/bookings/{booking_id}/cancel"),
+            Some(&setup.user.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(resp.expect(200, "cancelled")["status"], "CANCELLED");
+    assert_eq!(setup.fake.refunds().len(), 1, "the cancellation refunded");
+
+    let intent = setup
+        .fake
+        .intent_of_hold(&hold_id)
+        .expect("the payment intent");
+    let charge = setup
+        .fake
+        .charges()
+        .into_iter()
+        .find(|charge| charge.hold_id.as_deref() == Some(hold_id.as_str()))
+        .expect("the charge");
+    let refunded_charge = json!({
+        "id": charge.id, "object": "charge", "payment_intent": charge.payment_intent,
+        "amount": charge.amount, "amount_refunded": charge.amount, "refunded": true,
+        "currency": charge.currency, "metadata": intent["metadata"],
+    });
+    let mut failed_intent = intent.clone();
+    failed_intent["status"] = json!("requires_payment_method");
+    let events = [
+        fake_stripe::webhook::event("charge.refunded", refunded_charge),
+        fake_stripe::webhook::event("payment_intent.succeeded", intent.clone()),
+        fake_stripe::webhook::event("payment_intent.payment_failed", failed_intent),
+    ];
+    for event in &events {
+        let delivery = setup.fake.send_event(event, Signing::Valid).await;
+        assert_eq!(
+            delivery.status,
+            Some(200),
+            "{}: {delivery:?}",
+            event["type"]
+        );
+    }
+
+    let bookings: Vec<Value> = setup
+        .app
+        .list_all(
+            &format!("/v1/bookings?show_id={}", setup.show_id),
+            setup.app.admin(),
+        )
+        .await
+        .into_iter()
+        .filter(|booking| booking["hold_id"] == hold_id)
+        .collect();
+    assert_eq!(bookings.len(), 1, "no second booking: {bookings:#?}");
+    assert_eq!(bookings[0]["status"], "CANCELLED", "{bookings:#?}");
+    assert_eq!(setup.fake.charges().len(), 1, "one charge");
+    assert_eq!(setup.fake.refunds().len(), 1, "refunded once");
+    let map = setup.app.seat_map(&setup.show_id).await;
+    let statuses = seat_statuses(&map);
+    for seat in ["A-1-5", "A-1-6"] {
+        assert_eq!(statuses[seat], "AVAILABLE", "{seat} is back on sale");
+    }
+    let actions = setup.audit_actions_of(&hold_id).await;
+    assert_eq!(count(&actions, "booking.confirmed"), 1, "{actions:?}");
+    assert_eq!(count(&actions, "booking.cancelled"), 1, "{actions:?}");
+    assert_eq!(
+        count(&actions, "payment.refunded"),
+        1,
+        "refunded once, by the cancellation: {actions:?}"
+    );
     setup.assert_ledger().await;
 }

@@ -184,33 +184,43 @@ impl OutboxDispatcher {
             .claim_outbox(now, now + lease, self.config.batch_size)
             .await?;
         let claimed = batch.len();
-        futures::stream::iter(batch)
+        let delivered: Vec<String> = futures::stream::iter(batch)
             .map(|message| async move {
-                let outcome = self.deliver(&message).await;
-                self.settle(&message, outcome).await;
+                match self.deliver(&message).await {
+                    Ok(()) => {
+                        metrics::counter!("boxoffice_outbox_delivered_total", "channel" => message.channel.clone())
+                            .increment(1);
+                        Some(message.id)
+                    }
+                    Err(error) => {
+                        self.settle_failure(&message, error).await;
+                        None
+                    }
+                }
             })
             .buffer_unordered(DELIVERY_CONCURRENCY)
-            .collect::<Vec<()>>()
+            .filter_map(|id| async move { id })
+            .collect()
             .await;
+        // One write for the batch's successes. Should it fail, the lease
+        // runs out and they are delivered again: at least once.
+        if let Err(error) = self.store.outbox_delivered(&delivered, Utc::now()).await {
+            tracing::warn!(%error, messages = delivered.len(), "outbox: could not mark messages delivered");
+        }
         Ok(claimed)
     }
 
-    async fn settle(&self, message: &OutboxMessage, outcome: Result<(), DeliveryError>) {
+    async fn settle_failure(&self, message: &OutboxMessage, error: DeliveryError) {
         let now = Utc::now();
         let channel = message.channel.clone();
-        let result = match outcome {
-            Ok(()) => {
-                metrics::counter!("boxoffice_outbox_delivered_total", "channel" => channel)
-                    .increment(1);
-                self.store.outbox_delivered(&message.id, now).await
-            }
-            Err(DeliveryError::Permanent(error)) => {
+        let result = match error {
+            DeliveryError::Permanent(error) => {
                 tracing::error!(message_id = %message.id, %error, "outbox: giving up on a message that cannot be delivered");
                 metrics::counter!("boxoffice_outbox_failed_total", "channel" => channel)
                     .increment(1);
                 self.store.outbox_give_up(&message.id, now, &error).await
             }
-            Err(DeliveryError::Transient(error)) => {
+            DeliveryError::Transient(error) => {
                 let age = (now - message.created_at).to_std().unwrap_or_default();
                 if age > self.config.retry_window {
                     tracing::error!(message_id = %message.id, %error, "outbox: retry window passed; giving up");
