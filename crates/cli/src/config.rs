@@ -638,6 +638,11 @@ mod tests {
         );
         assert_default("BOXOFFICE_RATE_LIMITS", serve.rate_limits.rate_limits, true);
         assert_default(
+            "BOXOFFICE_OUTBOX_DISPATCH",
+            serve.notifications.outbox_dispatch,
+            true,
+        );
+        assert_default(
             "BOXOFFICE_RATE_LIMIT_HOLDS",
             serve.rate_limits.rate_limit_holds,
             crate::rate_limits::HOLDS_DEFAULT.parse().expect("default"),

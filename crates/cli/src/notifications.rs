@@ -40,6 +40,18 @@ pub struct NotificationArgs {
         default_value = "boxoffice <tickets@boxoffice.local>"
     )]
     pub mail_from: String,
+    /// Deliver the outbox (e-mails, SMS, events) and send outgoing webhooks
+    /// from this node; `off` leaves them to other nodes on the same
+    /// database, e.g. to keep the CPU of nodes that sell free of composing
+    /// e-mails (docs/benchmarks.md).
+    #[arg(
+        long,
+        env = "BOXOFFICE_OUTBOX_DISPATCH",
+        action = clap::ArgAction::Set,
+        default_value_t = true,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub outbox_dispatch: bool,
     /// How often the outbox dispatcher looks for due messages when idle.
     #[arg(
         long,

@@ -64,6 +64,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("e-mail: {error}"))?;
     boxoffice_services::notifications::sms::SmsSender::new(&outbox.sms)
         .map_err(|error| anyhow::anyhow!("SMS: {error}"))?;
+    if !args.notifications.outbox_dispatch {
+        tracing::info!(
+            "BOXOFFICE_OUTBOX_DISPATCH=off: this node sends no e-mails, SMS, events or webhooks; \
+             a node on the same database with it on must"
+        );
+    }
     let (stop_background, background_stopped) = watch::channel(false);
     let background = boxoffice_services::spawn_background(
         services.clone(),
@@ -71,8 +77,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             expiry_timer: args.expiry_timer,
             expiry_sweep_interval: Duration::from_millis(args.expiry_interval_ms),
             reconcile_interval: Duration::from_secs(args.reconcile_interval_seconds),
-            outbox: Some(outbox),
-            webhooks: Some(args.notifications.webhook_sender_config()),
+            outbox: args.notifications.outbox_dispatch.then_some(outbox),
+            webhooks: args
+                .notifications
+                .outbox_dispatch
+                .then(|| args.notifications.webhook_sender_config()),
         },
         background_stopped,
     );

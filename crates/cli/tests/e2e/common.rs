@@ -207,7 +207,17 @@ impl TestApp {
     }
 
     pub async fn spawn_peer(&self) -> Peer {
-        let (server, base_url) = start_server(&self.database_url, &self.env).await;
+        self.spawn_peer_with(&[]).await
+    }
+
+    /// [`Self::spawn_peer`] with some of this server's environment changed.
+    pub async fn spawn_peer_with(&self, changes: &[(&str, &str)]) -> Peer {
+        let mut env = self.env.clone();
+        for (key, value) in changes {
+            env.retain(|(existing, _)| existing != key);
+            env.push((key.to_string(), value.to_string()));
+        }
+        let (server, base_url) = start_server(&self.database_url, &env).await;
         let api = Api {
             base_url,
             client: self.api.client.clone(),

@@ -16,7 +16,8 @@ use crate::common::*;
 both_backends!(
     the_confirmation_has_the_seats_and_qr_codes_that_check_in,
     without_smtp_mail_goes_to_the_mailbox_folder,
-    an_smtp_outage_loses_and_duplicates_nothing
+    an_smtp_outage_loses_and_duplicates_nothing,
+    a_node_without_dispatch_leaves_its_mail_to_another_node,
 );
 
 /// How long an e-mail may take to arrive once its server is up.
@@ -330,4 +331,31 @@ async fn an_smtp_outage_loses_and_duplicates_nothing(backend: Backend) {
     assert_eq!(raw.len(), BOOKINGS, "every e-mail once");
     assert_eq!(message_ids.len(), BOOKINGS, "distinct Message-IDs");
     smtp.stop().await;
+}
+
+/// `BOXOFFICE_OUTBOX_DISPATCH=off`: the node that booked sends nothing; a
+/// second node on the same database (dispatch on) sends the e-mail.
+async fn a_node_without_dispatch_leaves_its_mail_to_another_node(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("BOXOFFICE_OUTBOX_DISPATCH", "off"),
+            ("BOXOFFICE_OUTBOX_POLL_MS", "50"),
+        ],
+    )
+    .await;
+    let fixture = app.fixture(1, 5, None, json!({})).await;
+    let user = app.register_user().await;
+    book(&app, &user, &fixture.show_id, &["A-1-2"]).await;
+    // Forty of its polls would have delivered it by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        read_files(&app.mailbox).is_empty(),
+        "the node with dispatch off sent mail"
+    );
+    let _sender = app
+        .spawn_peer_with(&[("BOXOFFICE_OUTBOX_DISPATCH", "on")])
+        .await;
+    let files = wait_for_files(|| read_files(&app.mailbox), 1).await;
+    assert_eq!(files.len(), 1, "one e-mail, from the other node");
 }
