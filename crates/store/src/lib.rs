@@ -419,6 +419,26 @@ pub enum PaidHoldOutcome {
     /// The hold ended and some of its places were sold since, or a refund
     /// of its charge is under way (nothing written): refund the payment.
     PlacesGone,
+    /// The hold ended and, with its places, the buyer would now be over the
+    /// show's ticket limit (nothing written): refund the payment.
+    OverTicketLimit,
+}
+
+/// Why a payment that came after its hold ended was refunded (the buyer is
+/// told which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LateRefundCause {
+    PlacesGone,
+    TicketLimit,
+}
+
+impl LateRefundCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LateRefundCause::PlacesGone => "places_gone",
+            LateRefundCause::TicketLimit => "ticket_limit",
+        }
+    }
 }
 
 /// Incoming payment webhooks: every event ID recorded in the transaction of
@@ -454,6 +474,7 @@ pub trait PaymentWebhookStore: Send + Sync {
         event: &WebhookEvent,
         hold: &HoldRecord,
         gateway_reference: &str,
+        cause: LateRefundCause,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
 }

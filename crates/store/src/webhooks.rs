@@ -15,9 +15,9 @@ use crate::error::TxError;
 use crate::holds::{hold_audit, load_hold, places_json};
 use crate::outbox::write_outbox;
 use crate::{
-    BookingRejection, HoldRecord, NewBooking, OutboxEvent, PaidHoldOutcome, PaymentWebhookStore,
-    SqlStore, StoreResult, WebhookEvent, OUTBOX_CHANNEL_EMAIL, OUTBOX_CHANNEL_EVENTS,
-    OUTBOX_CHANNEL_SMS, OUTBOX_CHANNEL_WEBHOOKS,
+    BookingRejection, HoldRecord, LateRefundCause, NewBooking, OutboxEvent, PaidHoldOutcome,
+    PaymentWebhookStore, SqlStore, StoreResult, WebhookEvent, OUTBOX_CHANNEL_EMAIL,
+    OUTBOX_CHANNEL_EVENTS, OUTBOX_CHANNEL_SMS, OUTBOX_CHANNEL_WEBHOOKS,
 };
 
 /// Why a paid hold could not be booked inside the transaction.
@@ -28,6 +28,8 @@ enum PaidHoldRejection {
     Raced,
     /// Some of its places were sold meanwhile.
     PlacesGone,
+    /// With its places the buyer would be over the show's ticket limit.
+    OverTicketLimit,
 }
 
 /// `finish_booking` found the hold no longer `PAYING`: someone else moved it.
@@ -173,7 +175,7 @@ async fn reinstate(
     .await?;
     if within_limit.rows_affected() != 1 {
         tracing::info!(hold_id = %hold.id, "late payment would exceed the buyer's ticket limit: refund");
-        return Err(TxError::Rejected(PaidHoldRejection::PlacesGone));
+        return Err(TxError::Rejected(PaidHoldRejection::OverTicketLimit));
     }
     write_audit(
         conn,
@@ -284,6 +286,7 @@ impl PaymentWebhookStore for SqlStore {
             Err(PaidHoldRejection::Duplicate) => PaidHoldOutcome::Duplicate,
             Err(PaidHoldRejection::Raced) => PaidHoldOutcome::Raced,
             Err(PaidHoldRejection::PlacesGone) => PaidHoldOutcome::PlacesGone,
+            Err(PaidHoldRejection::OverTicketLimit) => PaidHoldOutcome::OverTicketLimit,
         })
     }
 
@@ -304,6 +307,7 @@ impl PaymentWebhookStore for SqlStore {
         event: &WebhookEvent,
         hold: &HoldRecord,
         gateway_reference: &str,
+        cause: LateRefundCause,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let result = crate::write_tx!(self, |conn| async {
@@ -316,7 +320,7 @@ impl PaymentWebhookStore for SqlStore {
                     hold,
                     None,
                     serde_json::json!({
-                        "reason": "late_payment", "amount": hold.total,
+                        "reason": "late_payment", "cause": cause.as_str(), "amount": hold.total,
                         "gateway": event.gateway, "gateway_reference": gateway_reference,
                     }),
                 )],
@@ -336,7 +340,8 @@ impl PaymentWebhookStore for SqlStore {
                         OUTBOX_CHANNEL_WEBHOOKS,
                     ],
                     payload: serde_json::json!({
-                        "reason": "late_payment", "hold_id": hold.id, "show_id": hold.show_id,
+                        "reason": "late_payment", "cause": cause.as_str(),
+                        "hold_id": hold.id, "show_id": hold.show_id,
                         "user_id": hold.user_id, "total": hold.total,
                         "places": places_json(hold),
                     }),

@@ -10,7 +10,7 @@ use mail_parser::MessageParser;
 use serde_json::json;
 
 use crate::common::*;
-use crate::mail::SmtpServer;
+use crate::mail::{read_files, SmtpServer};
 use crate::sms::{start_fake_twilio, wait_for_messages, FakeTwilio, ACCOUNT_SID, AUTH_TOKEN};
 use crate::stripe_support::{StripeSetup, BREAKER_COOL_DOWN_MS, SHORT_HOLD_TTL_SECONDS};
 
@@ -71,6 +71,25 @@ async fn late_payment_over_the_ticket_limit_is_refunded(backend: Backend) {
         .await;
     resp.expect_problem(422, "ticket_limit_exceeded", "the buyer is at the limit");
     setup.assert_ledger().await;
+
+    // The buyer is told why: the limit, not the seats (the e-mail goes to
+    // the mailbox folder: this server has no SMTP).
+    let text = poll_until(
+        "the refund e-mail in the mailbox folder",
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(100),
+        || async {
+            read_files(&setup.app.mailbox)
+                .iter()
+                .filter_map(|raw| MessageParser::default().parse(raw))
+                .find(|mail| mail.subject().unwrap_or("").starts_with("Payment refunded"))
+                .map(|mail| mail.body_text(0).unwrap_or_default().to_string())
+                .ok_or_else(|| "no refund e-mail yet".to_string())
+        },
+    )
+    .await;
+    assert!(text.contains("limit per buyer"), "{text}");
+    assert!(!text.contains("no longer free"), "{text}");
 }
 
 /// Every e-mail the SMTP server received for `address`: (subject, text).
@@ -207,6 +226,7 @@ async fn late_payments_are_mailed_as_refund_or_confirmation(backend: Backend) {
     let refunded_amount = format!("refunded {amount}");
     for expected in [
         "arrived after your hold expired",
+        "the seats were no longer free",
         refunded_amount.as_str(),
         "nothing was booked",
         "seat A-1-8",

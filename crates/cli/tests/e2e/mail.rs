@@ -64,7 +64,7 @@ impl SmtpServer {
     }
 }
 
-fn read_files(dir: &Path) -> Vec<Vec<u8>> {
+pub(crate) fn read_files(dir: &Path) -> Vec<Vec<u8>> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

@@ -6,7 +6,7 @@
 //! is 2xx only once that transaction committed (so the gateway retries).
 
 use boxoffice_domain::{Currency, HoldId, Money};
-use boxoffice_store::{HoldRecord, PaidHoldOutcome, WebhookEvent};
+use boxoffice_store::{HoldRecord, LateRefundCause, PaidHoldOutcome, WebhookEvent};
 
 use super::BookingService;
 use crate::error::{ServiceError, ServiceResult};
@@ -192,12 +192,16 @@ impl BookingService {
                 PaidHoldOutcome::Duplicate => return Ok(WebhookOutcome::Duplicate),
                 PaidHoldOutcome::UnknownHold => return Ok(WebhookOutcome::Ignored),
                 PaidHoldOutcome::Raced => continue,
-                PaidHoldOutcome::PlacesGone => {
+                outcome @ (PaidHoldOutcome::PlacesGone | PaidHoldOutcome::OverTicketLimit) => {
                     if !self.store.claim_refund(hold_id, now).await? {
                         // Booked meanwhile: the next round sees it.
                         continue;
                     }
-                    return self.refund_late_payment(record, &hold, charge).await;
+                    let cause = match outcome {
+                        PaidHoldOutcome::OverTicketLimit => LateRefundCause::TicketLimit,
+                        _ => LateRefundCause::PlacesGone,
+                    };
+                    return self.refund_late_payment(record, &hold, charge, cause).await;
                 }
             }
         }
@@ -213,6 +217,7 @@ impl BookingService {
         record: &WebhookEvent,
         hold: &HoldRecord,
         charge: &GatewayCharge,
+        cause: LateRefundCause,
     ) -> ServiceResult<WebhookOutcome> {
         let key = gateway_key_of_hold(&hold.id);
         // The refund finds the charge by its key: make sure the gateway's
@@ -235,10 +240,10 @@ impl BookingService {
                 return Err(ServiceError::PaymentUnavailable);
             }
         }
-        tracing::warn!(hold_id = %hold.id, payment_intent = %charge.reference, "webhook: payment after the hold ended and its places were sold: refunded");
+        tracing::warn!(hold_id = %hold.id, payment_intent = %charge.reference, cause = cause.as_str(), "webhook: payment after the hold ended could not be booked: refunded");
         let fresh = self
             .store
-            .record_late_payment_refund(record, hold, &charge.reference, self.clock.now())
+            .record_late_payment_refund(record, hold, &charge.reference, cause, self.clock.now())
             .await?;
         Ok(if fresh {
             WebhookOutcome::Refunded

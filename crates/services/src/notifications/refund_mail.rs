@@ -22,6 +22,10 @@ const REASON_LATE_PAYMENT: &str = "late_payment";
 #[derive(Debug, Clone, Deserialize)]
 pub struct LateRefund {
     pub reason: String,
+    /// `places_gone` or `ticket_limit`; absent in messages written before
+    /// it was recorded (those were all `places_gone`).
+    #[serde(default)]
+    pub cause: Option<String>,
     pub hold_id: String,
     pub user_id: String,
     pub show_id: String,
@@ -63,6 +67,25 @@ impl LateRefund {
         Ok(refund)
     }
 
+    /// Why it could not be booked, in words, for the e-mail.
+    fn why(&self) -> &'static str {
+        match self.cause.as_deref() {
+            Some("ticket_limit") => {
+                "with these tickets you would have had more for this show than its limit \
+                 per buyer (you have held or bought others since)"
+            }
+            _ => "the seats were no longer free",
+        }
+    }
+
+    /// Why, shorter, for the text message.
+    fn why_short(&self) -> &'static str {
+        match self.cause.as_deref() {
+            Some("ticket_limit") => "it would have put you over the show's ticket limit",
+            _ => "the seats were gone",
+        }
+    }
+
     fn amount(&self) -> String {
         display_money(self.total.amount, &self.total.currency)
     }
@@ -102,10 +125,11 @@ impl LateRefund {
         let when = display_time_rfc3339(&show.starts_at);
         let body = format!(
             "Hello {},\n\nyour payment for {title} on {when} ({}) arrived after your hold expired; \
-             the seats were no longer free, so we refunded {} — nothing was booked. \
+             {}, so we refunded {} — nothing was booked. \
              The refund can take a few days to show on your card.\n\nHold {}\n\nboxoffice\n",
             user.name,
             self.places_in_words(),
+            self.why(),
             self.amount(),
             self.hold_id,
         );
@@ -121,9 +145,10 @@ impl LateRefund {
     /// The text message.
     pub fn sms_text(&self, show: &ShowView) -> String {
         format!(
-            "boxoffice: your payment for {}, {} came after your hold expired and the seats were gone. {} refunded, nothing booked.",
+            "boxoffice: your payment for {}, {} came after your hold expired and {}. {} refunded, nothing booked.",
             show.event.title,
             display_time_rfc3339(&show.starts_at),
+            self.why_short(),
             self.amount(),
         )
     }
