@@ -41,13 +41,23 @@ impl SmtpServer {
     }
 
     pub(crate) async fn start(&mut self) {
+        self.start_with(&[]).await;
+    }
+
+    /// Starts it with more aiosmtpd options (e.g. its TLS certificate).
+    pub(crate) async fn start_with(&mut self, options: &[&str]) {
         let mut command = Command::new("python3");
         command
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{}", self.process.port))
+            .args(options)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&self.process.dir);
         self.process.start(command, "pip install aiosmtpd").await;
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.process.port
     }
 
     async fn stop(&mut self) {

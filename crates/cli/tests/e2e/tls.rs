@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use fake_stripe::FakeStripe;
+use mail_parser::MessageParser;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls;
@@ -18,10 +19,12 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
 use crate::common::*;
+use crate::mail::SmtpServer;
 
 both_backends!(
     stripe_over_https_is_used_with_a_trusted_certificate,
     stripe_over_https_with_an_untrusted_certificate_charges_nothing,
+    mail_goes_over_smtps_and_starttls,
 );
 
 const SECRET_KEY: &str = "sk_test_boxoffice_tls";
@@ -103,6 +106,11 @@ impl TestCa {
 
     fn ca_file(&self) -> String {
         self.dir.join("ca.pem").display().to_string()
+    }
+
+    fn leaf_files(&self) -> (String, String) {
+        let path = |name: &str| self.dir.join(name).display().to_string();
+        (path("leaf.pem"), path("leaf.key"))
     }
 }
 
@@ -260,4 +268,58 @@ async fn stripe_over_https_with_an_untrusted_certificate_charges_nothing(backend
     assert_eq!(proxy.handshakes(), 0, "no TLS session was accepted");
     let hold = app.get_hold(&user.token, &hold_id).await;
     assert_eq!(hold.expect(200, "the hold")["status"], "ACTIVE");
+}
+
+/// E-mail over TLS to a real aiosmtpd with the CA's `localhost`
+/// certificate: `smtps://` (TLS from the first byte) and
+/// `smtp://…?tls=required` (STARTTLS, which this aiosmtpd requires before
+/// it takes mail). The confirmation arrives through each.
+async fn mail_goes_over_smtps_and_starttls(backend: Backend) {
+    let ca = TestCa::create();
+    let (cert, key) = ca.leaf_files();
+    let mut smtps = SmtpServer::new();
+    smtps
+        .start_with(&["--smtpscert", &cert, "--smtpskey", &key])
+        .await;
+    let mut starttls = SmtpServer::new();
+    starttls
+        .start_with(&["--tlscert", &cert, "--tlskey", &key])
+        .await;
+    let routes = [
+        (format!("smtps://localhost:{}", smtps.port()), &smtps),
+        (
+            format!("smtp://localhost:{}?tls=required", starttls.port()),
+            &starttls,
+        ),
+    ];
+    for (url, server) in routes {
+        let app = TestApp::spawn_with(
+            backend,
+            &[
+                ("BOXOFFICE_SMTP_URL", &url),
+                ("SSL_CERT_FILE", &ca.ca_file()),
+                ("BOXOFFICE_OUTBOX_POLL_MS", "50"),
+            ],
+        )
+        .await;
+        let fixture = app.fixture(1, 4, None, json!({})).await;
+        let user = app.register_user().await;
+        let resp = app
+            .hold_seats(&user.token, &fixture.show_id, &["A-1-1"])
+            .await;
+        let hold_id = id_of(resp.expect(201, "hold"), &resp);
+        app.book(&user.token, &hold_id, &unique_key(), "tok_visa")
+            .await
+            .expect(201, "booked");
+        let mails = server.wait_for(1).await;
+        assert_eq!(mails.len(), 1, "{url}: one e-mail");
+        let mail = MessageParser::default()
+            .parse(&mails[0])
+            .expect("an e-mail");
+        assert!(
+            mail.subject().unwrap_or("").starts_with("Your tickets:"),
+            "{url}: {:?}",
+            mail.subject()
+        );
+    }
 }
