@@ -257,15 +257,19 @@ async fn expire_where(
     Ok(expired)
 }
 
-/// Reserves the user's quota for `requested` more places (invariant 6).
-async fn take_quota(
+/// Counts `requested` more places against the user's limit for the show
+/// if the total stays within `limit` (invariant 6); `false` when it would not
+/// (nothing changed then).
+pub(crate) async fn add_to_quota(
     conn: &mut AnyConnection,
-    hold: &NewHold,
+    user_id: &UserId,
+    show_id: &ShowId,
     requested: u32,
-) -> Result<(), TxError<HoldRejection>> {
+    limit: u32,
+) -> StoreResult<bool> {
     sqlx::query("INSERT INTO user_show_tickets (user_id, show_id, tickets) VALUES ($1, $2, 0) ON CONFLICT (user_id, show_id) DO NOTHING")
-        .bind(hold.user_id.as_str())
-        .bind(hold.show_id.as_str())
+        .bind(user_id.as_str())
+        .bind(show_id.as_str())
         .execute(&mut *conn)
         .await?;
     let taken = sqlx::query(
@@ -273,12 +277,29 @@ async fn take_quota(
          WHERE user_id = $2 AND show_id = $3 AND tickets + $1 <= $4",
     )
     .bind(i64::from(requested))
-    .bind(hold.user_id.as_str())
-    .bind(hold.show_id.as_str())
-    .bind(i64::from(hold.max_tickets_per_user))
+    .bind(user_id.as_str())
+    .bind(show_id.as_str())
+    .bind(i64::from(limit))
     .execute(&mut *conn)
     .await?;
-    if taken.rows_affected() == 1 {
+    Ok(taken.rows_affected() == 1)
+}
+
+/// Reserves the user's quota for `requested` more places (invariant 6).
+async fn take_quota(
+    conn: &mut AnyConnection,
+    hold: &NewHold,
+    requested: u32,
+) -> Result<(), TxError<HoldRejection>> {
+    if add_to_quota(
+        conn,
+        &hold.user_id,
+        &hold.show_id,
+        requested,
+        hold.max_tickets_per_user,
+    )
+    .await?
+    {
         return Ok(());
     }
     let already: i64 =

@@ -12,7 +12,7 @@ use crate::bookings::finish_booking;
 use crate::changes::ChangeLog;
 use crate::db::to_millis;
 use crate::error::TxError;
-use crate::holds::{hold_audit, load_hold, places_json};
+use crate::holds::{add_to_quota, hold_audit, load_hold, places_json};
 use crate::outbox::write_outbox;
 use crate::{
     BookingRejection, HoldRecord, LateRefundCause, NewBooking, OutboxEvent, PaidHoldOutcome,
@@ -159,21 +159,20 @@ async fn reinstate(
     // since the hold ended the buyer may have held or booked others of the
     // show (the counter holds their ACTIVE/PAYING holds and CONFIRMED
     // bookings). Over the limit, the payment is refunded like places gone.
-    sqlx::query("INSERT INTO user_show_tickets (user_id, show_id, tickets) VALUES ($1, $2, 0) ON CONFLICT (user_id, show_id) DO NOTHING")
-        .bind(hold.user_id.as_str())
+    let limit: i64 = sqlx::query("SELECT max_tickets_per_user FROM shows WHERE id = $1")
         .bind(hold.show_id.as_str())
-        .execute(&mut *conn)
-        .await?;
-    let within_limit = sqlx::query(
-        "UPDATE user_show_tickets SET tickets = tickets + $1 WHERE user_id = $2 AND show_id = $3 \
-         AND tickets + $1 <= (SELECT max_tickets_per_user FROM shows WHERE id = $3)",
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("max_tickets_per_user")?;
+    let within_limit = add_to_quota(
+        conn,
+        &hold.user_id,
+        &hold.show_id,
+        hold.items.ticket_count(),
+        u32::try_from(limit).unwrap_or(0),
     )
-    .bind(i64::from(hold.items.ticket_count()))
-    .bind(hold.user_id.as_str())
-    .bind(hold.show_id.as_str())
-    .execute(&mut *conn)
     .await?;
-    if within_limit.rows_affected() != 1 {
+    if !within_limit {
         tracing::info!(hold_id = %hold.id, "late payment would exceed the buyer's ticket limit: refund");
         return Err(TxError::Rejected(PaidHoldRejection::OverTicketLimit));
     }

@@ -894,6 +894,38 @@ impl Api {
             .await
     }
 
+    /// Holds `seats` and pays for them with `tok_visa`: the booking.
+    pub async fn buy(&self, user: &TestUser, show_id: &str, seats: &[&str]) -> Value {
+        let held = self.hold_seats(&user.token, show_id, seats).await;
+        let hold_id = id_of(held.expect(201, "hold"), &held);
+        let booked = self
+            .book(&user.token, &hold_id, &unique_key(), "tok_visa")
+            .await;
+        booked.expect(201, "book").clone()
+    }
+
+    /// `users` buy `each` single seats apiece of a show with rows of ten,
+    /// all at once (user `i` takes seats `4i…` in row order): the booking
+    /// IDs, per user.
+    pub async fn buy_concurrently(
+        &self,
+        users: &[TestUser],
+        show_id: &str,
+        each: usize,
+    ) -> Vec<Vec<String>> {
+        futures::future::join_all(users.iter().enumerate().map(|(index, user)| async move {
+            let mut ids = Vec::new();
+            for seat in 0..each {
+                let n = index * 4 + seat;
+                let seat_id = format!("A-{}-{}", 1 + n / 10, 1 + n % 10);
+                let booking = self.buy(user, show_id, &[seat_id.as_str()]).await;
+                ids.push(id_of(&booking, &booking));
+            }
+            ids
+        }))
+        .await
+    }
+
     pub async fn get_hold(&self, token: &str, hold_id: &str) -> Resp {
         self.get(&format!("/v1/holds/{hold_id}"), Some(token)).await
     }

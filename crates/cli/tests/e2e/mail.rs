@@ -102,15 +102,6 @@ async fn wait_for_files(read: impl Fn() -> Vec<Vec<u8>>, count: usize) -> Vec<Ve
 }
 
 /// Books `seats` for a new user; returns the booking.
-async fn book(app: &TestApp, user: &TestUser, show_id: &str, seats: &[&str]) -> serde_json::Value {
-    let held = app.hold_seats(&user.token, show_id, seats).await;
-    let hold_id = id_of(held.expect(201, "hold"), &held);
-    let booked = app
-        .book(&user.token, &hold_id, &unique_key(), "tok_visa")
-        .await;
-    booked.expect(201, "book").clone()
-}
-
 /// The text a QR code in a PNG image says.
 fn decode_qr(png_bytes: &[u8]) -> String {
     let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
@@ -141,7 +132,7 @@ async fn the_confirmation_has_the_seats_and_qr_codes_that_check_in(backend: Back
     .await;
     let fixture = app.fixture(2, 5, None, json!({})).await;
     let user = app.register_user().await;
-    let booking = book(&app, &user, &fixture.show_id, &["A-1-2", "A-1-3"]).await;
+    let booking = app.buy(&user, &fixture.show_id, &["A-1-2", "A-1-3"]).await;
     let codes: HashMap<String, String> = booking["tickets"]
         .as_array()
         .expect("tickets")
@@ -251,7 +242,7 @@ async fn without_smtp_mail_goes_to_the_mailbox_folder(backend: Backend) {
     let app = TestApp::spawn_with(backend, &[("BOXOFFICE_OUTBOX_POLL_MS", "50")]).await;
     let fixture = app.fixture(1, 5, None, json!({})).await;
     let user = app.register_user().await;
-    book(&app, &user, &fixture.show_id, &["A-1-1"]).await;
+    app.buy(&user, &fixture.show_id, &["A-1-1"]).await;
     let files = wait_for_files(|| read_files(&app.mailbox), 1).await;
     assert_eq!(files.len(), 1);
     let mail = MessageParser::default()
@@ -284,24 +275,9 @@ async fn an_smtp_outage_loses_and_duplicates_nothing(backend: Backend) {
     .await;
     let fixture = app.fixture(10, 10, None, json!({})).await;
     let users = app.register_users(USERS).await;
-    let bookings = futures::future::join_all(users.iter().enumerate().map(|(index, user)| {
-        let app = &app;
-        let show_id = fixture.show_id.clone();
-        async move {
-            let mut ids = Vec::new();
-            for seat in 0..BOOKINGS / USERS {
-                let seat_id = format!(
-                    "A-{}-{}",
-                    1 + (index * 4 + seat) / 10,
-                    1 + (index * 4 + seat) % 10
-                );
-                let booking = book(app, user, &show_id, &[seat_id.as_str()]).await;
-                ids.push(id_of(&booking, &booking));
-            }
-            ids
-        }
-    }))
-    .await;
+    let bookings = app
+        .buy_concurrently(&users, &fixture.show_id, BOOKINGS / USERS)
+        .await;
     assert_eq!(bookings.iter().map(Vec::len).sum::<usize>(), BOOKINGS);
 
     // The backlog is visible while the server is down.
@@ -356,7 +332,7 @@ async fn a_node_without_dispatch_leaves_its_mail_to_another_node(backend: Backen
     .await;
     let fixture = app.fixture(1, 5, None, json!({})).await;
     let user = app.register_user().await;
-    book(&app, &user, &fixture.show_id, &["A-1-2"]).await;
+    app.buy(&user, &fixture.show_id, &["A-1-2"]).await;
     // Forty of its polls would have delivered it by now.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(

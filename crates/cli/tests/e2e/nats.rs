@@ -173,23 +173,14 @@ async fn spawn_app(backend: Backend, nats: &NatsServer) -> TestApp {
 }
 
 /// Books `seats`; returns the booking.
-async fn book(app: &TestApp, user: &TestUser, show_id: &str, seats: &[&str]) -> Value {
-    let held = app.hold_seats(&user.token, show_id, seats).await;
-    let hold_id = id_of(held.expect(201, "hold"), &held);
-    let booked = app
-        .book(&user.token, &hold_id, &unique_key(), "tok_visa")
-        .await;
-    booked.expect(201, "book").clone()
-}
-
 async fn bookings_and_a_cancellation_are_published_with_their_event_ids(backend: Backend) {
     let mut nats = NatsServer::new();
     nats.start().await;
     let app = spawn_app(backend, &nats).await;
     let fixture = app.fixture(1, 5, None, json!({})).await;
     let user = app.register_user().await;
-    let kept = book(&app, &user, &fixture.show_id, &["A-1-1", "A-1-2"]).await;
-    let cancelled = book(&app, &user, &fixture.show_id, &["A-1-3"]).await;
+    let kept = app.buy(&user, &fixture.show_id, &["A-1-1", "A-1-2"]).await;
+    let cancelled = app.buy(&user, &fixture.show_id, &["A-1-3"]).await;
     let cancelled_id = id_of(&cancelled, &cancelled);
     app.post(
         &format!("/v1/bookings/{cancelled_id}/cancel"),
@@ -272,7 +263,7 @@ async fn a_nats_outage_loses_and_duplicates_nothing(backend: Backend) {
 
     // A first booking proves the server connected and made the stream.
     let first_user = app.register_user().await;
-    let first = book(&app, &first_user, &fixture.show_id, &["A-11-1"]).await;
+    let first = app.buy(&first_user, &fixture.show_id, &["A-11-1"]).await;
     let first_id = id_of(&first, &first);
     nats.wait_for("the first booking", |events| {
         events.iter().any(|e| e.booking_id() == first_id)
@@ -281,24 +272,9 @@ async fn a_nats_outage_loses_and_duplicates_nothing(backend: Backend) {
 
     nats.stop().await;
     let users = app.register_users(USERS).await;
-    let bookings = futures::future::join_all(users.iter().enumerate().map(|(index, user)| {
-        let app = &app;
-        let show_id = fixture.show_id.clone();
-        async move {
-            let mut ids = Vec::new();
-            for seat in 0..BOOKINGS / USERS {
-                let seat_id = format!(
-                    "A-{}-{}",
-                    1 + (index * 4 + seat) / 10,
-                    1 + (index * 4 + seat) % 10
-                );
-                let booking = book(app, user, &show_id, &[seat_id.as_str()]).await;
-                ids.push(id_of(&booking, &booking));
-            }
-            ids
-        }
-    }))
-    .await;
+    let bookings = app
+        .buy_concurrently(&users, &fixture.show_id, BOOKINGS / USERS)
+        .await;
     let booked: BTreeSet<String> = bookings.into_iter().flatten().collect();
     assert_eq!(booked.len(), BOOKINGS);
 
